@@ -1,0 +1,465 @@
+"""The ``phototag`` command: index, search, stats, show.
+
+Exit codes: 0 done (photos that could not be read are recorded as errors, not failures; a run
+that finds another run holding the index also exits 0); 1 phototag could not do its job (no
+weights, an unusable index, a device that is not there); 2 bad usage; 130 interrupted by Ctrl-C
+or SIGTERM after finishing the batch in hand.
+"""
+
+import csv
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import click
+
+from . import __version__
+from .labels import AGE_GROUPS, EMOTIONS
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def default_db():
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "phototag", "index.db")
+
+
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    envvar="PHOTOTAG_DB",
+    default=default_db,
+    show_default="$PHOTOTAG_DB, else $XDG_DATA_HOME/phototag/index.db",
+    help="The index file.",
+)
+
+
+def fail(message):
+    click.echo(f"phototag: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def open_index(path, readonly=False):
+    from .store import Index, StoreError
+
+    try:
+        return Index(path, readonly=readonly)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="phototag")
+def main():
+    """Tag a photo library by the faces in it, and search the tags.
+
+    \b
+      phototag index ~/Pictures               find and tag every face (incremental)
+      phototag search --emotion smile --age child
+      phototag stats                          what the index holds
+      phototag show PHOTO                     one photo's faces
+    """
+
+
+# -- index ----------------------------------------------------------------------------------
+
+
+class TerminalReporter:
+    """A rich progress bar on a terminal."""
+
+    def __init__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+
+        self.faces = 0
+        self.started = None
+        self.progress = Progress(
+            TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} photos/s · {task.fields[faces]} faces"),
+            TimeRemainingColumn(), transient=True,
+            console=__import__("rich.console").console.Console(stderr=True),
+        )
+        self.task = None
+
+    def start(self, total):
+        self.started = time.monotonic()
+        self.progress.start()
+        self.task = self.progress.add_task("index", total=total, rate="-", faces=0)
+
+    def advance(self, photos, faces):
+        self.faces += faces
+        done = self.progress.tasks[self.task].completed + photos
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        self.progress.update(self.task, advance=photos, rate=f"{rate:.1f}", faces=self.faces)
+
+    def note(self, message):
+        self.progress.console.print(message)
+
+    def close(self):
+        if self.task is not None:
+            self.progress.stop()
+
+
+class QuietReporter:
+    def start(self, total):
+        pass
+
+    def advance(self, photos, faces):
+        pass
+
+    def note(self, message):
+        click.echo(message, err=True)
+
+    def close(self):
+        pass
+
+
+def _install_stop_handlers(stop):
+    def on_signal(signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(
+            "\nphototag: stopping after the current batch (Ctrl-C again to stop at once)", err=True
+        )
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@db_option
+@click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
+              help="Folder holding weight files (else the ones shipped, else the user cache; "
+                   "missing files are downloaded once).  [env: PHOTOTAG_WEIGHTS]")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the models run: auto (a GPU if PyTorch sees one), cpu, cuda, cuda:N.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1),
+              help="Photos decoded and written per batch (one transaction each).")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Decoding processes; 0 decodes in the main process.  [default: cores-1, at most 4]")
+@click.option("--max-size", default=1600, show_default=True, type=click.IntRange(64),
+              help="Long side, in pixels, photos are decoded at for detection; boxes are stored "
+                   "in full-resolution pixels all the same.")
+@click.option("--min-score", default=0.6, show_default=True, type=click.FloatRange(0, 1),
+              help="Lowest detector confidence kept as a face.")
+@click.option("--min-face", default=0, show_default=True, type=click.IntRange(0),
+              help="Smallest face kept: shorter box side, in full-resolution pixels.")
+@click.option("--max-faces", type=click.IntRange(1), default=None,
+              help="Keep at most this many faces per photo, the largest.  [default: all]")
+@click.option("--hidden", is_flag=True, help="Also walk hidden folders and files (names starting with '.').")
+@click.option("--reprocess", is_flag=True, help="Redo every photo, changed or not.")
+@click.option("--retry-errors", is_flag=True, help="Retry photos that failed before, even if unchanged.")
+@click.option("--wait", is_flag=True, help="If another index run holds the database, wait for it "
+                                           "instead of exiting.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar: only the summary and errors "
+                                                 "(the default when not on a terminal).")
+def index(paths, db, weights_dir, device, batch_size, workers, max_size, min_score, min_face,
+          max_faces, hidden, reprocess, retry_errors, wait, quiet):
+    """Find the faces in every photo under PATHS and record them in the index.
+
+    Incremental: unchanged files are not opened, changed ones are redone, moved ones keep their
+    faces, deleted ones leave the index. Reads JPEG, PNG, WEBP, HEIC/HEIF, TIFF and BMP (and
+    camera RAW previews with the [raw] extra). A file that cannot be read is recorded with the
+    reason and the run goes on. Commits after every batch: a killed run loses at most one batch,
+    and the next run finishes the rest.
+    """
+    from .runlock import RunLock
+
+    lock = RunLock(db)
+    os.makedirs(os.path.dirname(os.path.abspath(db)), mode=0o700, exist_ok=True)
+    if not lock.acquire(wait=False):
+        holder = lock.holder()
+        who = f" (pid {holder})" if holder else ""
+        if not wait:
+            click.echo(f"phototag: another index run{who} is using {db}; nothing done "
+                       f"(--wait to wait for it)", err=True)
+            return
+        click.echo(f"phototag: waiting for the index run{who} on {db} to finish", err=True)
+        lock.acquire(wait=True)
+    with lock:
+        _run_index(paths, db, weights_dir, device, batch_size, workers, max_size, min_score,
+                   min_face, max_faces, hidden, reprocess, retry_errors, quiet)
+
+
+def _run_index(paths, db, weights_dir, device, batch_size, workers, max_size, min_score, min_face,
+               max_faces, hidden, reprocess, retry_errors, quiet):
+    from .pipeline import IndexOptions, run_index
+    from .store import printable_path
+    from .weights import WeightsError
+
+    options = IndexOptions(
+        roots=[os.path.abspath(p) for p in paths], weights_dir=weights_dir, device=device,
+        batch_size=batch_size, workers=workers, max_size=max_size, min_score=min_score,
+        min_face=min_face, max_faces=max_faces, include_hidden=hidden, reprocess=reprocess,
+        retry_errors=retry_errors,
+    )
+    store = open_index(db)
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    reporter = QuietReporter() if quiet or not sys.stderr.isatty() else TerminalReporter()
+    started = time.monotonic()
+    try:
+        summary = run_index(store, options, reporter, stop)
+    except WeightsError as exc:
+        fail(str(exc))
+    except RuntimeError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("phototag: interrupted; the index holds every batch written so far", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        reporter.close()
+        store.close()
+    elapsed = time.monotonic() - started
+    for path, reason in summary.unreadable_dirs:
+        click.echo(f"warning: cannot list {printable_path(path)}: {reason} "
+                   f"(its photos stay in the index)", err=True)
+    for path, reason in summary.error_list:
+        click.echo(f"error: {printable_path(path)}: {reason}", err=True)
+    rate = f", {summary.processed / elapsed:.1f} photos/s" if summary.processed else ""
+    click.echo(
+        f"{summary.seen} photos seen: {summary.processed} indexed ({summary.new} new, "
+        f"{summary.changed} changed), {summary.unchanged} unchanged, {summary.moved} moved, "
+        f"{summary.removed} removed; {summary.faces} faces, {summary.errors} errors "
+        f"in {elapsed:.1f} s{rate}",
+        err=True,
+    )
+    if summary.other_models:
+        models = ", ".join(f"{count} by {model or 'unknown weights'}"
+                           for model, count in summary.other_models.items())
+        click.echo(f"note: photos indexed by other weights ({models}); "
+                   f"`phototag index --reprocess` redoes them", err=True)
+    if summary.interrupted:
+        click.echo("phototag: stopped early; run the same command again to finish", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# -- search ---------------------------------------------------------------------------------
+
+
+def _faces_range(_ctx, _param, value):
+    if value is None:
+        return None
+    low, sep, high = value.partition(":")
+    try:
+        low = int(low) if low else 0
+        high = int(high) if high else None
+    except ValueError:
+        raise click.BadParameter("expected MIN or MIN:MAX, e.g. 2 or 2:5 or :1") from None
+    if not sep:
+        high = None
+    if low < 0 or (high is not None and high < low):
+        raise click.BadParameter("expected 0 <= MIN <= MAX")
+    return low, high
+
+
+def _date(_ctx, _param, value):
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2024-07-31") from None
+
+
+@main.command()
+@db_option
+@click.option("--emotion", "emotions", multiple=True,
+              type=click.Choice(EMOTIONS, case_sensitive=False),
+              help="Faces showing this emotion; repeat for any of several.")
+@click.option("--age", "ages", multiple=True, type=click.Choice(AGE_GROUPS, case_sensitive=False),
+              help="Faces in this age group; repeat for any of several.")
+@click.option("--min-score", type=click.FloatRange(0, 1),
+              help="Lowest confidence in the emotion and age asked for (with neither, the "
+                   "detector's confidence).")
+@click.option("--faces", "faces", callback=_faces_range, metavar="MIN[:MAX]",
+              help="Only photos with this many faces, e.g. 1, 2:5, :1.")
+@click.option("--taken-after", callback=_date, metavar="DATE",
+              help="Taken on or after this day (YYYY-MM-DD, EXIF time).")
+@click.option("--taken-before", callback=_date, metavar="DATE", help="Taken before this day.")
+@click.option("--path", "path_glob", metavar="GLOB",
+              help="Only paths matching this glob, e.g. '*/2024/*' (case-sensitive).")
+@click.option("--limit", type=click.IntRange(1), help="At most this many results.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "paths"]),
+              help="Output: one row per face (table, json, csv) or one line per photo (paths). "
+                   "[default: table on a terminal, paths when piped]")
+@click.option("-0", "--null", is_flag=True, help="Paths separated by NUL (for xargs -0).")
+def search(db, emotions, ages, min_score, faces, taken_after, taken_before, path_glob, limit, fmt,
+           null):
+    """Find faces by emotion, age group, date, path and face count.
+
+    Several values of one option mean any of them; different options must all hold for the
+    same face. Prints nothing (and exits 0) when nothing matches.
+
+    \b
+      phototag search --emotion smile --age child
+      phototag search --age baby --age child --taken-after 2024-01-01 --format json
+      phototag search --emotion surprise -0 | xargs -0 open
+    """
+    from .store import Query
+
+    if null:
+        fmt = "paths"
+    fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
+    query = Query(
+        emotions=tuple(e.lower() for e in emotions), age_groups=tuple(a.lower() for a in ages),
+        min_score=min_score, faces_min=faces[0] if faces else None,
+        faces_max=faces[1] if faces else None, taken_after=taken_after,
+        taken_before=taken_before, path_glob=path_glob, limit=limit,
+        paths_only=fmt == "paths",
+    )
+    store = open_index(db, readonly=True)
+    try:
+        results = store.search(query)
+        if fmt == "paths":
+            _write_paths(results, null)
+        elif fmt == "json":
+            _write_json(results)
+        elif fmt == "csv":
+            _write_csv(results)
+        else:
+            _write_table(list(results))
+    except BrokenPipeError:
+        # `phototag search | head`: the reader has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        store.close()
+
+
+def _write_paths(paths, null):
+    out = sys.stdout.buffer
+    end = b"\0" if null else b"\n"
+    for path in paths:
+        out.write(os.fsencode(path) + end)
+    out.flush()
+
+
+def _printable(result):
+    from .store import printable_path
+
+    return {**result, "path": printable_path(result["path"])}
+
+
+def _write_json(results):
+    first = True
+    for result in results:
+        sys.stdout.write("[\n  " if first else ",\n  ")
+        sys.stdout.write(json.dumps(_printable(result), ensure_ascii=False))
+        first = False
+    if not first:
+        sys.stdout.write("\n]\n")
+
+
+def _write_csv(results):
+    writer = None
+    for result in results:
+        row = _printable(result)
+        row["box"] = " ".join(str(v) for v in row["box"])
+        if writer is None:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _score(value):
+    return "" if value is None else f"{value:.2f}"
+
+
+def _write_table(results):
+    if not results:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for name in ("path", "face", "box", "det", "emotion", "", "age", "", "taken"):
+        table.add_column(name, overflow="fold")
+    for r in map(_printable, results):
+        table.add_row(
+            r["path"], str(r["face"]), ",".join(f"{v:.0f}" for v in r["box"]),
+            _score(r["det_score"]), r["emotion"] or "-", _score(r["emotion_score"]),
+            r["age_group"] or "-", _score(r["age_score"]), r["taken_at"] or "",
+        )
+    Console().print(table)
+
+
+# -- stats and show -------------------------------------------------------------------------
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--errors", "show_errors", is_flag=True, help="Also list every photo that failed and why.")
+def stats(db, as_json, show_errors):
+    """How many photos, faces and errors the index holds, by emotion and age group."""
+    from .store import printable_path
+
+    store = open_index(db, readonly=True)
+    try:
+        numbers = store.stats()
+        errors = store.errors() if show_errors else []
+    finally:
+        store.close()
+    if as_json:
+        if show_errors:
+            numbers["error_list"] = [{"path": printable_path(p), "error": e} for p, e in errors]
+        click.echo(json.dumps(numbers, indent=2))
+        return
+    click.echo(f"index      {db}")
+    click.echo(f"photos     {numbers['photos']} ({numbers['done']} done, {numbers['errors']} errors, "
+               f"{numbers['photos_with_faces']} with faces)")
+    click.echo(f"faces      {numbers['faces']}")
+    for title, key in (("emotions", "emotions"), ("age groups", "age_groups"), ("models", "models")):
+        parts = ", ".join(f"{name} {count}" for name, count in numbers[key].items())
+        click.echo(f"{title:<10} {parts or '-'}")
+    run = numbers["last_run"]
+    if run:
+        click.echo(f"last run   {run['started_at']} {run['status']}: {run['processed'] or 0} indexed, "
+                   f"{run['errors'] or 0} errors, {run['faces'] or 0} faces")
+    for path, reason in errors:
+        click.echo(f"error      {printable_path(path)}: {reason}")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(path, db, as_json):
+    """What the index knows about one photo: metadata, status and every face."""
+    from .store import printable_path
+
+    store = open_index(db, readonly=True)
+    try:
+        photo = store.photo(os.path.abspath(path))
+    finally:
+        store.close()
+    if photo is None:
+        fail(f"{path} is not in the index")
+    photo["path"] = printable_path(photo["path"])
+    if as_json:
+        click.echo(json.dumps(photo, indent=2, ensure_ascii=False))
+        return
+    for key in ("path", "status", "error", "width", "height", "orientation", "taken_at", "camera",
+                "lat", "lon", "n_faces", "model", "indexed_at", "hash"):
+        if photo[key] is not None:
+            click.echo(f"{key:<12} {photo[key]}")
+    for face in photo["faces"]:
+        box = ",".join(f"{face[k]:.0f}" for k in ("x1", "y1", "x2", "y2"))
+        attrs = " ".join(
+            f"{face[k]} {face[s]:.2f}" for k, s in (("emotion", "emotion_score"),
+                                                    ("age_group", "age_score"))
+            if face[k] is not None
+        )
+        click.echo(f"face {face['idx']:<7} box {box} det {face['det_score']:.2f} {attrs}".rstrip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Everything about files on disk: walking, metadata, decoding. No torch here."""

@@ -1,0 +1,206 @@
+"""Walk the library, stat every photo, and diff what is on disk against the index.
+
+The walk never opens a photo: an unchanged file (same size and mtime) costs one ``stat``.
+"""
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+
+from .formats import wanted_extensions
+
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One photo file as seen by the walk; ``error`` is set when it cannot be read as a file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    error: str = None
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """What the index already knows about one path (a plain view of a ``photos`` row)."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    status: str
+    model: str
+
+
+@dataclass
+class WalkResult:
+    files: list = field(default_factory=list)
+    # Folders that could not be listed: their photos must not be taken for deleted ones.
+    unreadable_dirs: list = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What an index run has to do."""
+
+    todo: list = field(default_factory=list)  # FileEntry: new, changed, or retried
+    moved: list = field(default_factory=list)  # (IndexedFile, FileEntry): path changes, faces kept
+    gone: list = field(default_factory=list)  # IndexedFile rows whose file has disappeared
+    unchanged: int = 0
+    new: int = 0
+    changed: int = 0
+
+
+def content_hash(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_hidden(name):
+    return name.startswith(".")
+
+
+def _link_error(path):
+    """Why a symbolic link cannot be followed, in words."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if exc.errno == errno.ENOENT:
+            return f"broken symbolic link (points to {os.readlink(path)!r})"
+        return f"cannot follow symbolic link: {exc.strerror}"
+    return None
+
+
+def _file_entry(path, st):
+    if not stat.S_ISREG(st.st_mode):
+        return FileEntry(path, 0, st.st_mtime_ns, "not a regular file")
+    return FileEntry(path, st.st_size, st.st_mtime_ns)
+
+
+def walk(roots, include_hidden=False, extensions=None):
+    """Every photo file under ``roots`` (files or folders), in a stable order.
+
+    Folder symlinks are followed once each; a folder reached twice (a loop) is skipped.
+    """
+    extensions = extensions or wanted_extensions()
+    result = WalkResult()
+    seen_dirs = set()
+
+    def visit_file(path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            try:
+                st = os.lstat(path)
+            except OSError as exc:
+                result.files.append(FileEntry(path, 0, 0, f"cannot stat: {exc.strerror}"))
+                return
+            result.files.append(FileEntry(path, 0, st.st_mtime_ns, _link_error(path)))
+            return
+        result.files.append(_file_entry(path, st))
+
+    def visit_dir(path):
+        try:
+            st = os.stat(path)
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                return
+            seen_dirs.add(key)
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            result.unreadable_dirs.append((path, exc.strerror or str(exc)))
+            return
+        subdirs = []
+        for entry in entries:
+            if not include_hidden and _is_hidden(entry.name):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in extensions:
+                visit_file(entry.path)
+        for sub in subdirs:
+            visit_dir(sub)
+
+    for root in roots:
+        root = os.path.abspath(root)
+        if os.path.isdir(root):
+            visit_dir(root)
+        elif os.path.lexists(root):
+            visit_file(root)
+        else:
+            result.unreadable_dirs.append((root, "no such file or folder"))
+    return result
+
+
+def is_under(path, roots):
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=content_hash):
+    """Compare the walk with the index rows and decide what to (re)do.
+
+    ``indexed`` maps path → IndexedFile for every row in the index; only rows under ``roots``
+    can be found gone, and none inside a folder that could not be listed.
+    """
+    roots = [os.path.abspath(r) for r in roots]
+    shadowed = [d for d, _ in walked.unreadable_dirs]
+    result = Plan()
+    seen = set()
+    fresh = []
+    for entry in walked.files:
+        seen.add(entry.path)
+        row = indexed.get(entry.path)
+        if row is None:
+            fresh.append(entry)
+            continue
+        same = row.size == entry.size and row.mtime_ns == entry.mtime_ns
+        if same and not reprocess and (row.status == "done" or not retry_errors):
+            result.unchanged += 1
+        else:
+            result.changed += 1
+            result.todo.append(entry)
+
+    gone = [
+        row
+        for path, row in indexed.items()
+        if path not in seen and is_under(path, roots) and not is_under(path, shadowed)
+    ]
+    # A new path holding the bytes of a vanished photo is that photo, moved: keep its faces.
+    # Only files whose size matches some vanished photo are hashed.
+    by_size = {}
+    for row in gone:
+        if row.status == "done" and row.hash:
+            by_size.setdefault(row.size, []).append(row)
+    for entry in fresh:
+        candidates = by_size.get(entry.size) if entry.error is None and not reprocess else None
+        match = None
+        if candidates:
+            try:
+                digest = hash_file(entry.path)
+            except OSError:
+                digest = None
+            match = next((row for row in candidates if row.hash == digest), None)
+        if match is not None:
+            candidates.remove(match)
+            result.moved.append((match, entry))
+        else:
+            result.new += 1
+            result.todo.append(entry)
+    moved_ids = {row.id for row, _ in result.moved}
+    result.gone = [row for row in gone if row.id not in moved_ids]
+    return result

@@ -1,0 +1,243 @@
+"""Wiring the stages of an index run: scan → decode → detect → store.
+
+Nothing here imports torch until there is a photo to look at, so a run that finds nothing to do
+(the nightly cron case) costs a walk of the library and a read of the index.
+"""
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from . import store
+from .library import scan
+from .library.decode import load
+
+DETECTOR_WEIGHTS = "retinaface_mobilenet0.25_Final.pth"
+
+
+@dataclass
+class IndexOptions:
+    roots: list
+    weights_dir: str = None
+    device: str = "auto"
+    batch_size: int = 8
+    workers: int = None
+    max_size: int = 1600
+    min_score: float = 0.6
+    min_face: int = 0
+    max_faces: int = None
+    include_hidden: bool = False
+    reprocess: bool = False
+    retry_errors: bool = False
+
+    @property
+    def model_id(self):
+        """The id stored with every photo: which weights produced its rows."""
+        return os.path.splitext(DETECTOR_WEIGHTS)[0]
+
+
+@dataclass
+class RunSummary:
+    seen: int = 0
+    unchanged: int = 0
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    removed: int = 0
+    processed: int = 0
+    errors: int = 0
+    faces: int = 0
+    interrupted: bool = False
+    error_list: list = field(default_factory=list)
+    unreadable_dirs: list = field(default_factory=list)
+    other_models: dict = field(default_factory=dict)
+
+    def counts(self):
+        names = ("seen", "unchanged", "new", "changed", "moved", "removed", "processed",
+                 "errors", "faces")
+        return {name: getattr(self, name) for name in names}
+
+
+class Reporter:
+    """What an index run tells the person watching; the CLI subclasses it."""
+
+    def start(self, total):
+        pass
+
+    def advance(self, photos, faces):
+        pass
+
+    def note(self, message):
+        pass
+
+
+def default_workers():
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def run_index(index, options, reporter=None, stop=None):
+    """One incremental index run over ``options.roots``; returns what it did."""
+    reporter = reporter or Reporter()
+    stop = stop or threading.Event()
+    summary = RunSummary()
+    run_id = index.start_run(options.roots, options.model_id)
+    status = "crashed"
+    try:
+        walked = scan.walk(options.roots, include_hidden=options.include_hidden)
+        summary.seen = len(walked.files)
+        summary.unreadable_dirs = walked.unreadable_dirs
+        indexed = index.indexed_files()
+        plan = scan.plan(
+            walked, indexed, options.roots,
+            reprocess=options.reprocess, retry_errors=options.retry_errors,
+        )
+        summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
+        if plan.moved:
+            index.apply_moves([(row.id, e.path, e.size, e.mtime_ns) for row, e in plan.moved])
+            summary.moved = len(plan.moved)
+        if plan.gone:
+            index.remove([row.id for row in plan.gone])
+            summary.removed = len(plan.gone)
+        summary.other_models = _other_models(indexed, options, plan)
+        if plan.todo:
+            _process(index, plan.todo, options, summary, reporter, stop)
+        status = "interrupted" if summary.interrupted else "finished"
+        return summary
+    finally:
+        index.finish_run(run_id, status, summary.counts())
+
+
+def _other_models(indexed, options, plan):
+    """Finished photos under the roots whose rows other weights made, by model id."""
+    skip = {entry.path for entry in plan.todo} | {row.path for row in plan.gone}
+    roots = [os.path.abspath(r) for r in options.roots]
+    counts = {}
+    for row in indexed.values():
+        if row.status != "done" or row.model == options.model_id or row.path in skip:
+            continue
+        if scan.is_under(row.path, roots):
+            counts[row.model] = counts.get(row.model, 0) + 1
+    return counts
+
+
+def _resolve_device(name):
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA device")
+    return name
+
+
+class _PhotoFiles:
+    """A map-style dataset: DataLoader workers read and decode photos in parallel."""
+
+    def __init__(self, entries, max_size):
+        self.entries = entries
+        self.max_size = max_size
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __getitem__(self, i):
+        return load(self.entries[i], self.max_size)
+
+
+def _ignore_sigint(_worker_id):
+    # Ctrl-C is the main process's business: it finishes the batch in hand, then stops.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _keep_list(batch):
+    return batch
+
+
+def _process(index, todo, options, summary, reporter, stop):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from . import weights
+    from .vision.detect import Detector
+
+    device = _resolve_device(options.device)
+    detector = Detector(weights.locate(DETECTOR_WEIGHTS, options.weights_dir), device=device)
+    workers = default_workers() if options.workers is None else options.workers
+    loader = DataLoader(
+        _PhotoFiles(todo, options.max_size),
+        batch_size=options.batch_size,
+        num_workers=workers,
+        collate_fn=_keep_list,
+        worker_init_fn=_ignore_sigint if workers else None,
+    )
+    reporter.start(len(todo))
+    with torch.inference_mode():
+        for batch in loader:
+            records = _detect_batch(detector, batch, options)
+            index.write_photos(records)
+            faces = sum(len(r.faces) for r in records)
+            failed = [r for r in records if r.status == "error"]
+            summary.processed += len(records)
+            summary.errors += len(failed)
+            summary.faces += faces
+            summary.error_list += [(r.path, r.error) for r in failed]
+            reporter.advance(len(records), faces)
+            if stop.is_set():
+                summary.interrupted = True
+                break
+
+
+def _detect_batch(detector, photos, options):
+    """Detect faces in a batch; photos of one size share a forward pass, so every photo's
+    result is the same whatever else is in its batch."""
+    by_shape = {}
+    for i, photo in enumerate(photos):
+        if photo.error is None:
+            by_shape.setdefault(photo.pixels.shape, []).append(i)
+    found = {}
+    for indices in by_shape.values():
+        results = detector.detect([photos[i].pixels for i in indices], options.min_score)
+        found.update(zip(indices, results))
+    records = []
+    for i, photo in enumerate(photos):
+        record = store.PhotoRecord(
+            path=photo.path, size=photo.size, mtime_ns=photo.mtime_ns, hash=photo.hash,
+            status="error" if photo.error else "done", error=photo.error,
+            width=photo.width, height=photo.height,
+            orientation=photo.metadata.orientation, taken_at=photo.metadata.taken_at,
+            camera=photo.metadata.camera, lat=photo.metadata.lat, lon=photo.metadata.lon,
+        )
+        if photo.error is None:
+            record.model = options.model_id
+            record.faces = _faces_at_full_size(found[i], photo, options)
+        records.append(record)
+    return records
+
+
+def _faces_at_full_size(faces, photo, options):
+    """Scale to the upright full-resolution photo, apply --min-face and --max-faces."""
+    sx, sy = photo.scale
+    boxes = faces.boxes * [sx, sy, sx, sy]
+    landmarks = faces.landmarks * [sx, sy]
+    sides = (boxes[:, 2:] - boxes[:, :2]).min(axis=1)
+    keep = [i for i in range(len(faces)) if sides[i] >= options.min_face]
+    if options.max_faces is not None and len(keep) > options.max_faces:
+        largest = sorted(keep, key=lambda i: -sides[i])[: options.max_faces]
+        keep = sorted(largest)
+    result = []
+    for i in keep:
+        x1, y1, x2, y2 = boxes[i]
+        box = (
+            max(0.0, float(x1)), max(0.0, float(y1)),
+            min(float(photo.width), float(x2)), min(float(photo.height), float(y2)),
+        )
+        result.append(
+            store.Face(
+                box=tuple(round(v, 2) for v in box),
+                det_score=round(float(faces.scores[i]), 5),
+                landmarks=[[round(float(x), 2), round(float(y), 2)] for x, y in landmarks[i]],
+            )
+        )
+    return result

@@ -1,0 +1,1 @@
+"""Models and everything that needs torch. Nothing here touches SQLite."""

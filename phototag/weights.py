@@ -1,0 +1,134 @@
+"""Finding, fetching and verifying weight files.
+
+Lookup order for a file named in ``weights/manifest``: the directory given by ``--weights-dir`` or
+``$PHOTOTAG_WEIGHTS``, the weights shipped with phototag, the user cache
+(``$XDG_CACHE_HOME/phototag/weights``). A file found nowhere is downloaded once into the cache
+from its manifest URL (or ``$PHOTOTAG_WEIGHTS_MIRROR/<name>``), checked against its sha256 and
+written atomically, so a half-finished or tampered download never lands under its real name.
+"""
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+class WeightsError(Exception):
+    """A weight file is missing, cannot be fetched, or fails its checksum."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    sha256: str
+    size: int
+    url: str
+    licence: str
+
+
+def shipped_dir():
+    """The ``weights/`` folder that ships with phototag (installed copy or source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "shipped_weights", here.parent / "weights"):
+        if (candidate / "manifest").is_file():
+            return candidate
+    raise WeightsError(f"phototag is installed without its weights/manifest (looked beside {here})")
+
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "phototag" / "weights"
+
+
+def read_manifest(path=None):
+    path = Path(path) if path else shipped_dir() / "manifest"
+    entries = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 5:
+            raise WeightsError(f"{path}:{number}: expected 5 fields (name sha256 size url licence)")
+        name, sha256, size, url, licence = fields
+        entries[name] = Entry(name, sha256.lower(), int(size), url, licence)
+    return entries
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(path, entry):
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise WeightsError(
+            f"{path} does not match the sha256 in weights/manifest "
+            f"(expected {entry.sha256}, got {actual}); delete or replace it"
+        )
+    return Path(path)
+
+
+def fetch(entry, dest_dir, url=None, timeout=60):
+    """Download ``entry`` into ``dest_dir``; nothing is left behind unless the checksum matches."""
+    url = url or entry.url
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / entry.name
+    fd, partial = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=dest_dir)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != entry.sha256:
+            raise WeightsError(
+                f"download of {entry.name} from {url} does not match its sha256 "
+                f"(expected {entry.sha256}, got {digest.hexdigest()}); refused"
+            )
+        os.replace(partial, target)
+        return target
+    except (urllib.error.URLError, OSError) as exc:
+        raise WeightsError(
+            f"cannot download {entry.name} from {url} ({exc}); put the file in {dest_dir} "
+            f"or pass --weights-dir / set PHOTOTAG_WEIGHTS to a folder holding it"
+        ) from exc
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def locate(name, weights_dir=None, download=True, manifest=None):
+    """Path of a verified weight file, downloading it into the cache if it is nowhere yet."""
+    entries = manifest if manifest is not None else read_manifest()
+    if name not in entries:
+        raise WeightsError(f"{name} is not listed in weights/manifest")
+    entry = entries[name]
+    explicit = weights_dir or os.environ.get("PHOTOTAG_WEIGHTS")
+    folders = [Path(explicit)] if explicit else []
+    try:
+        folders.append(shipped_dir())
+    except WeightsError:
+        pass
+    folders.append(cache_dir())
+    for folder in folders:
+        candidate = folder / name
+        if candidate.is_file():
+            return verify(candidate, entry)
+    if not download:
+        raise WeightsError(f"{name} not found; put it in {cache_dir()} or pass --weights-dir")
+    mirror = os.environ.get("PHOTOTAG_WEIGHTS_MIRROR")
+    url = f"{mirror.rstrip('/')}/{name}" if mirror else None
+    return fetch(entry, cache_dir(), url=url)
