@@ -388,7 +388,8 @@ def _write_table(results):
             _score(r["det_score"]), r["emotion"] or "-", _score(r["emotion_score"]),
             r["age_group"] or "-", _score(r["age_score"]), r["taken_at"] or "",
         )
-    Console().print(table)
+    # Piped tables are for reading in files: never fold a path to a pretend 80 columns.
+    Console(width=None if sys.stdout.isatty() else 100_000).print(table)
 
 
 # -- stats and show -------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+PHOTOS = SHARED / "data" / "photos"
+WEIGHTS = SHARED / "data" / "weights"
+RETINAFACE = WEIGHTS / "retinaface_mobilenet0.25_Final.pth"
+
+needs_shared = pytest.mark.skipif(
+    not RETINAFACE.is_file() or not PHOTOS.is_dir(),
+    reason="needs ../shared/data (real photos and the RetinaFace checkpoint); a plain clone has none",
+)
+
+
+def phototag_env(tmp_path, **extra):
+    env = dict(os.environ)
+    env.update(
+        PHOTOTAG_DB=str(tmp_path / "db" / "index.db"),
+        PHOTOTAG_WEIGHTS=str(WEIGHTS),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_phototag(tmp_path, *args, env=None, check=True, **kwargs):
+    """Run the real CLI in a fresh process, the way cron would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "phototag", *map(str, args)],
+        env=env or phototag_env(tmp_path), capture_output=True, text=True,
+        errors="surrogateescape", timeout=600, **kwargs,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def db_rows(db_path, sql, params=()):
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def copy_photos(names, dest):
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(PHOTOS / name, dest / Path(name).name)
+    return dest
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "db" / "index.db"
+
+
+@pytest.fixture(scope="session")
+def reference():
+    return json.loads((PHOTOS / "reference_detections.json").read_text())
+
+
+def index_in_process(db_path, roots, **options):
+    """An index run in this process (the model loads once per test session)."""
+    from phototag.pipeline import IndexOptions, run_index
+    from phototag.store import Index
+
+    options.setdefault("weights_dir", str(WEIGHTS))
+    options.setdefault("workers", 0)
+    store = Index(db_path)
+    try:
+        return run_index(store, IndexOptions(roots=[str(r) for r in roots], **options))
+    finally:
+        store.close()

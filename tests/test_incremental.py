@@ -1,0 +1,138 @@
+"""Incremental runs through the real CLI: nothing to do costs no image reads and no torch."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import copy_photos, db_rows, needs_shared, phototag_env, run_phototag
+
+pytestmark = needs_shared
+
+SAMPLE = ["people/ultralight__1.jpg", "people/ultralight__8.jpg", "people/ultralight__13.jpg",
+          "people/serengil__img3.jpg", "exif/gps_DSCN0010.jpg"]
+
+WATCHED_RUN = """
+import json, sys
+opened = []
+def watch(event, args):
+    if event == "open" and isinstance(args[0], str) and args[0].startswith({root!r}):
+        opened.append(args[0])
+sys.addaudithook(watch)
+from phototag.cli import main
+try:
+    # --workers 0: decoding in this process, where the audit hook sees every open.
+    main(["index", "--workers", "0", {root!r}], standalone_mode=False)
+finally:
+    print(json.dumps({{"opened": opened, "torch": "torch" in sys.modules}}))
+"""
+
+
+def watched_index(tmp_path, root):
+    result = subprocess.run(
+        [sys.executable, "-c", WATCHED_RUN.format(root=str(root))],
+        env=phototag_env(tmp_path), capture_output=True, text=True, timeout=600, check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def faces_by_path(db):
+    rows = db_rows(db, "SELECT path, faces.id, x1 FROM photos JOIN faces ON photos.id = photo_id")
+    table = {}
+    for path, face_id, x1 in rows:
+        table.setdefault(path, []).append((face_id, x1))
+    return table
+
+
+def test_unchanged_tree_is_neither_opened_nor_run_through_torch(tmp_path, db_path):
+    root = copy_photos(SAMPLE, tmp_path / "lib")
+    first, _ = watched_index(tmp_path, root)
+    assert first["torch"] and len(first["opened"]) == len(SAMPLE)
+    second, stderr = watched_index(tmp_path, root)
+    assert second == {"opened": [], "torch": False}
+    assert "5 unchanged" in stderr
+
+
+def test_touch_redoes_move_keeps_faces_rm_removes(tmp_path, db_path):
+    root = copy_photos(SAMPLE, tmp_path / "lib")
+    other = copy_photos(["people/ultralight__5.jpg"], tmp_path / "other")
+    run_phototag(tmp_path, "index", root, other)
+    before = faces_by_path(db_path)
+    photo = str(root / "ultralight__1.jpg")
+    assert before[photo]
+
+    # touch: a new mtime → the photo is redone (new face rows).
+    stamp = os.stat(photo).st_mtime_ns + 10**9
+    os.utime(photo, ns=(stamp, stamp))
+    result = run_phototag(tmp_path, "index", root)
+    assert "1 indexed (0 new, 1 changed)" in result.stderr
+    after_touch = faces_by_path(db_path)
+    assert [x for _, x in after_touch[photo]] == [x for _, x in before[photo]]
+    assert {i for i, _ in after_touch[photo]}.isdisjoint({i for i, _ in before[photo]})
+
+    # mv into a sub-folder: the same face rows under the new path, no model run (no torch).
+    (root / "2024").mkdir()
+    moved = str(root / "2024" / "renamed.jpg")
+    os.rename(photo, moved)
+    report, stderr = watched_index(tmp_path, root)
+    assert report["torch"] is False, stderr
+    assert "1 moved" in stderr and "0 indexed" in stderr
+    after_move = faces_by_path(db_path)
+    assert photo not in after_move and after_move[moved] == after_touch[photo]
+
+    # rm: the row and its faces go; the other root's rows stay.
+    os.remove(root / "ultralight__8.jpg")
+    result = run_phototag(tmp_path, "index", root)
+    assert "1 removed" in result.stderr
+    paths = {p for (p,) in db_rows(db_path, "SELECT path FROM photos")}
+    assert str(root / "ultralight__8.jpg") not in paths
+    assert str(other / "ultralight__5.jpg") in paths
+    assert db_rows(db_path, "SELECT count(*) FROM faces WHERE photo_id NOT IN "
+                            "(SELECT id FROM photos)") == [(0,)]
+
+
+def test_reprocess_redoes_everything_and_other_weights_are_reported(tmp_path, db_path):
+    root = copy_photos(SAMPLE[:2], tmp_path / "lib")
+    run_phototag(tmp_path, "index", root)
+    db_rows(db_path, "SELECT 1")
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE photos SET model = 'old-weights-v0'")
+    result = run_phototag(tmp_path, "index", root)
+    assert "2 by old-weights-v0" in result.stderr and "--reprocess" in result.stderr
+    result = run_phototag(tmp_path, "index", "--reprocess", root)
+    assert "2 indexed" in result.stderr
+    assert db_rows(db_path, "SELECT DISTINCT model FROM photos") == [
+        ("retinaface_mobilenet0.25_Final",)
+    ]
+
+
+def test_missing_folder_under_a_root_keeps_its_rows_when_unlistable(tmp_path, db_path):
+    root = copy_photos(SAMPLE[:2], tmp_path / "lib" / "inner")
+    run_phototag(tmp_path, "index", tmp_path / "lib")
+    os.chmod(root, 0)
+    try:
+        # root ignores permission bits, so run the rescan without the override capabilities.
+        result = run_phototag(tmp_path, "index", tmp_path / "lib", **unprivileged())
+    finally:
+        os.chmod(root, 0o755)
+    assert "cannot list" in result.stderr
+    assert db_rows(db_path, "SELECT count(*) FROM photos") == [(2,)]
+
+
+def unprivileged():
+    """subprocess arguments under which file permissions apply, even to root."""
+    if os.geteuid() != 0:
+        return {}
+    return {"preexec_fn": drop_file_capabilities}
+
+
+def drop_file_capabilities():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_CAPBSET_DROP = 24
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")

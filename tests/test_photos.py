@@ -1,0 +1,136 @@
+"""Real photos through a whole index run: orientation, metadata, formats."""
+
+import numpy as np
+
+from conftest import PHOTOS, db_rows, index_in_process, needs_shared
+
+pytestmark = needs_shared
+
+
+def faces_of(db_path, path):
+    return np.array(
+        db_rows(
+            db_path,
+            "SELECT x1, y1, x2, y2 FROM faces JOIN photos ON photos.id = faces.photo_id "
+            "WHERE path = ? ORDER BY idx",
+            (str(path),),
+        )
+    )
+
+
+def test_every_orientation_variant_gives_the_upright_boxes(tmp_path):
+    db = tmp_path / "index.db"
+    original = PHOTOS / "people" / "ultralight__10.jpg"
+    variants = sorted((PHOTOS / "derived").glob("ultralight_10__orient*.jpg"))
+    assert len(variants) == 5
+    summary = index_in_process(db, [original, *variants])
+    assert summary.errors == 0
+    upright = faces_of(db, original)
+    assert len(upright) == 19
+    for variant in variants:
+        boxes = faces_of(db, variant)
+        assert len(boxes) == len(upright), variant.name
+        for box in upright:
+            nearest = np.abs(boxes - box).max(axis=1).min()
+            assert nearest <= 2.0, f"{variant.name}: no box within 2 px of {box} ({nearest:.2f})"
+        width, height, orientation = db_rows(
+            db, "SELECT width, height, orientation FROM photos WHERE path = ?", (str(variant),)
+        )[0]
+        assert (width, height) == (1024, 715)
+        assert orientation == int(variant.stem[-1])
+
+
+def test_metadata_from_camera_and_phone_files(tmp_path):
+    db = tmp_path / "index.db"
+    index_in_process(db, [PHOTOS / "exif"])
+    rows = {
+        path.rsplit("/", 1)[1]: rest
+        for path, *rest in db_rows(
+            db, "SELECT path, taken_at, camera, lat, lon, orientation, width, height, status "
+                "FROM photos"
+        )
+    }
+    assert len(rows) == 23
+    assert all(row[-1] == "done" for row in rows.values())
+    nikon = rows["gps_DSCN0010.jpg"]
+    assert nikon[:2] == ["2008-10-22T16:28:39", "NIKON COOLPIX P6000"]
+    assert abs(nikon[2] - 43.46745) < 1e-4 and abs(nikon[3] - 11.88513) < 1e-4
+    iphone = rows["phone_gps_iphone6_hdr_YES.jpg"]
+    assert iphone[:2] == ["2015-04-10T20:12:23", "Apple iPhone 6"]
+    assert abs(iphone[2] - 40.44697) < 1e-4 and iphone[3] < 0  # west of Greenwich: Madrid
+    canon = rows["camera_orient6_canon_hdr_YES.jpg"]
+    assert canon[1] == "Canon PowerShot SX60 HS" and canon[4] == 6
+    assert (canon[5], canon[6]) == (1536, 2048)  # stored 2048×1536, upright portrait
+    heic = rows["heic_iphone11_gps_IMG_5195.HEIC"]
+    assert heic[:2] == ["2021-04-11T15:47:53-05:00", "Apple iPhone 11 Pro Max"]
+    assert abs(heic[2] - 39.05134) < 1e-4 and heic[3] < -94
+    # pillow-heif delivers HEIC upright: its orientation tag must not be applied a second time.
+    heic13 = rows["heic_iphone_13_pro_max.HEIC"]
+    assert heic13[4] == 6 and (heic13[5], heic13[6]) == (3024, 4032)
+    for name in ("orientation_landscape_%d.jpg", "orientation_portrait_%d.jpg"):
+        sizes = {rows[name % k][5:7] == rows[name % 1][5:7] for k in range(1, 9)}
+        assert sizes == {True}, name
+
+
+def test_every_format_gives_the_faces_of_its_jpeg_original(tmp_path):
+    db = tmp_path / "index.db"
+    derived = PHOTOS / "derived"
+    summary = index_in_process(
+        db,
+        [
+            PHOTOS / "people" / "ultralight__11.jpg", derived / "ultralight_11__heic.heic",
+            derived / "ultralight_11__rgba.png", PHOTOS / "people" / "ultralight__19.jpg",
+            derived / "ultralight_19__gray.jpg", PHOTOS / "people" / "ultralight__21.jpg",
+            derived / "ultralight_21__webp.webp",
+        ],
+    )
+    assert summary.errors == 0 and summary.processed == 7
+    counts = dict(db_rows(db, "SELECT path, n_faces FROM photos"))
+    for original, variant in (
+        ("people/ultralight__11.jpg", "derived/ultralight_11__heic.heic"),
+        ("people/ultralight__11.jpg", "derived/ultralight_11__rgba.png"),
+        ("people/ultralight__19.jpg", "derived/ultralight_19__gray.jpg"),
+        ("people/ultralight__21.jpg", "derived/ultralight_21__webp.webp"),
+    ):
+        n = counts[str(PHOTOS / original)]
+        assert n > 0
+        assert abs(counts[str(PHOTOS / variant)] - n) <= max(1, n // 10), variant
+
+
+def test_large_photos_are_detected_at_working_size_and_stored_at_full_size(tmp_path):
+    db = tmp_path / "index.db"
+    photo = PHOTOS / "people" / "s3fd__test2.jpg"  # 3000 × 1412
+    index_in_process(db, [photo], max_size=1024)
+    (width, height), = db_rows(db, "SELECT width, height FROM photos")
+    assert (width, height) == (3000, 1412)
+    boxes = faces_of(db, photo)
+    assert len(boxes) > 0
+    assert boxes[:, 2].max() > 1024  # coordinates are full-resolution, not working size
+    assert (boxes[:, 2] <= 3000).all() and (boxes[:, 3] <= 1412).all()
+
+
+def test_decode_uses_jpeg_draft_mode_for_big_photos():
+    from phototag.library.decode import decode_bytes
+
+    data = (PHOTOS / "exif" / "phone_gps_iphone6_hdr_YES.jpg").read_bytes()
+    pixels, width, height, _ = decode_bytes(data, 800)
+    assert (width, height) == (3264, 2448)
+    assert max(pixels.shape[:2]) == 800 and pixels.dtype == np.uint8
+
+
+def test_sixteen_bit_and_palette_images_become_rgb(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from phototag.library.decode import decode_bytes
+
+    ramp = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (64, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    pixels = decode_bytes(buffer.getvalue(), None)[0]
+    assert pixels.shape == (64, 256, 3)
+    assert pixels[0, 0, 0] == 0 and pixels[0, -1, 0] == 255 and 120 < pixels[0, 128, 0] < 135
+    buffer = io.BytesIO()
+    Image.new("P", (32, 16)).save(buffer, format="BMP")
+    assert decode_bytes(buffer.getvalue(), None)[0].shape == (16, 32, 3)

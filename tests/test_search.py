@@ -1,0 +1,151 @@
+"""`phototag search`, `stats` and `show` over an index whose emotions and ages the test writes."""
+
+import csv
+import io
+import json
+import os
+import stat
+
+import pytest
+
+from phototag.store import SCHEMA_VERSION, Face, Index, PhotoRecord, StoreError
+
+from conftest import db_rows, run_phototag
+
+
+def face(x, emotion, e_score, age, a_score, det=0.99):
+    return Face(box=(x, 10.0, x + 40.0, 60.0), det_score=det, landmarks=[[x + 10, 20]] * 5,
+                emotion=emotion, emotion_score=e_score, age_group=age, age_score=a_score)
+
+
+@pytest.fixture
+def index(db_path):
+    store = Index(db_path)
+    store.write_photos([
+        PhotoRecord("/lib/2023/party.jpg", 100, 1, "done", taken_at="2023-06-01T12:00:00",
+                    faces=[face(0, "smile", 0.9, "child", 0.8), face(50, "sad", 0.7, "senior", 0.9)]),
+        PhotoRecord("/lib/2024/beach.jpg", 100, 1, "done", taken_at="2024-07-31T09:00:00",
+                    faces=[face(0, "smile", 0.6, "thirty-forty", 0.9)]),
+        PhotoRecord("/lib/2024/baby.jpg", 100, 1, "done", taken_at="2024-01-02T09:00:00",
+                    faces=[face(0, "neutral", 0.8, "baby", 0.95), face(60, "smile", 0.95, "child", 0.5),
+                           face(120, "surprise", 0.5, "child", 0.7)]),
+        PhotoRecord("/lib/empty.jpg", 100, 1, "done"),
+        PhotoRecord("/lib/broken.jpg", 0, 1, "error", error="truncated"),
+    ])
+    store.close()
+    return db_path
+
+
+def search(tmp_path, *args, check=True):
+    return run_phototag(tmp_path, "search", *args, check=check)
+
+
+def test_and_across_flags_or_within_on_the_same_face(tmp_path, index):
+    out = search(tmp_path, "--emotion", "smile", "--age", "child").stdout.split()
+    assert out == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg"]
+    # sad and child are both in party.jpg, but not on the same face
+    assert search(tmp_path, "--emotion", "sad", "--age", "child").stdout == ""
+    out = search(tmp_path, "--age", "baby", "--age", "senior").stdout.split()
+    assert out == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg"]
+
+
+def test_json_has_one_object_per_matching_face(tmp_path, index):
+    rows = json.loads(search(tmp_path, "--emotion", "smile", "--format", "json").stdout)
+    assert len(rows) == 3
+    first = rows[0]
+    for key in ("path", "face", "box", "det_score", "emotion", "emotion_score", "age_group", "age_score"):
+        assert key in first
+    assert first["path"] == "/lib/2023/party.jpg" and first["box"] == [0.0, 10.0, 40.0, 60.0]
+    assert {(r["path"], r["face"]) for r in rows} == {
+        ("/lib/2023/party.jpg", 0), ("/lib/2024/beach.jpg", 0), ("/lib/2024/baby.jpg", 1)
+    }
+
+
+def test_csv_table_paths_and_nul(tmp_path, index):
+    rows = list(csv.DictReader(io.StringIO(search(tmp_path, "--age", "child", "--format", "csv").stdout)))
+    assert [(r["path"], r["face"], r["emotion"]) for r in rows] == [
+        ("/lib/2023/party.jpg", "0", "smile"), ("/lib/2024/baby.jpg", "1", "smile"),
+        ("/lib/2024/baby.jpg", "2", "surprise"),
+    ]
+    table = search(tmp_path, "--age", "child", "--format", "table").stdout
+    assert "party.jpg" in table and "surprise" in table and "emotion" in table
+    nul = search(tmp_path, "--age", "child", "-0").stdout
+    assert nul == "/lib/2023/party.jpg\0/lib/2024/baby.jpg\0"
+
+
+def test_scores_counts_dates_paths_and_limit(tmp_path, index):
+    assert search(tmp_path, "--emotion", "smile", "--min-score", "0.92").stdout.split() == ["/lib/2024/baby.jpg"]
+    assert search(tmp_path, "--faces", "3").stdout.split() == ["/lib/2024/baby.jpg"]
+    assert search(tmp_path, "--faces", "1:2").stdout.split() == ["/lib/2023/party.jpg", "/lib/2024/beach.jpg"]
+    assert search(tmp_path, "--taken-after", "2024-01-01").stdout.split() == [
+        "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
+    assert search(tmp_path, "--taken-before", "2024-01-01").stdout.split() == ["/lib/2023/party.jpg"]
+    assert search(tmp_path, "--path", "*/2024/*", "--emotion", "smile").stdout.split() == [
+        "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
+    rows = json.loads(search(tmp_path, "--format", "json", "--limit", "2").stdout)
+    assert len(rows) == 2
+
+
+def test_nothing_found_prints_nothing_and_exits_0(tmp_path, index):
+    for fmt in ("table", "json", "csv", "paths"):
+        result = search(tmp_path, "--emotion", "angry", "--format", fmt)
+        assert result.returncode == 0 and result.stdout == ""
+
+
+def test_unknown_labels_list_the_valid_ones(tmp_path, index):
+    result = search(tmp_path, "--emotion", "happy", check=False)
+    assert result.returncode == 2
+    assert "'smile', 'sad', 'angry', 'anxiety', 'surprise', 'neutral'" in result.stderr
+    result = search(tmp_path, "--age", "teen", check=False)
+    assert result.returncode == 2 and "'ten-twenty'" in result.stderr
+    result = search(tmp_path, "--taken-after", "last tuesday", check=False)
+    assert result.returncode == 2 and "2024-07-31" in result.stderr
+
+
+def test_stats_and_show(tmp_path, index):
+    numbers = json.loads(run_phototag(tmp_path, "stats", "--json").stdout)
+    assert (numbers["photos"], numbers["errors"], numbers["faces"]) == (5, 1, 6)
+    assert numbers["emotions"]["smile"] == 3 and numbers["age_groups"]["child"] == 3
+    text = run_phototag(tmp_path, "stats", "--errors").stdout
+    assert "broken.jpg: truncated" in text
+    shown = json.loads(run_phototag(tmp_path, "show", "/lib/2024/baby.jpg", "--json").stdout)
+    assert [f["emotion"] for f in shown["faces"]] == ["neutral", "smile", "surprise"]
+    missing = run_phototag(tmp_path, "show", "/lib/none.jpg", check=False)
+    assert missing.returncode == 1 and "not in the index" in missing.stderr
+
+
+def test_search_without_an_index_says_how_to_make_one(tmp_path):
+    result = search(tmp_path, check=False)
+    assert result.returncode == 1 and "phototag index" in result.stderr
+
+
+def test_index_file_is_private_wal_and_versioned(index):
+    assert stat.S_IMODE(os.stat(index).st_mode) == 0o600
+    assert db_rows(index, "PRAGMA journal_mode") == [("wal",)]
+    assert db_rows(index, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+def test_rewriting_a_photo_replaces_its_faces_and_delete_cascades(index):
+    store = Index(index)
+    store.write_photos([PhotoRecord("/lib/2024/baby.jpg", 100, 2, "done", faces=[face(0, "smile", 0.9, "baby", 0.9)])])
+    assert db_rows(index, "SELECT count(*) FROM faces") == [(4,)]
+    (photo_id,) = db_rows(index, "SELECT id FROM photos WHERE path = '/lib/2024/baby.jpg'")[0]
+    store.remove([photo_id])
+    store.close()
+    assert db_rows(index, "SELECT count(*) FROM faces") == [(3,)]
+
+
+def test_an_index_from_a_newer_phototag_is_refused(index):
+    import sqlite3
+
+    with sqlite3.connect(index) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="upgrade phototag"):
+        Index(index)
+
+
+def test_a_file_that_is_not_an_index_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("my notes")
+    with pytest.raises(StoreError, match="not a usable phototag index"):
+        Index(path)

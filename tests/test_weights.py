@@ -1,0 +1,102 @@
+"""Weight files: found, downloaded once, checked against the manifest, never half-written."""
+
+import functools
+import hashlib
+import http.server
+import os
+import threading
+
+import pytest
+
+from phototag import weights
+from phototag.weights import Entry, WeightsError
+
+from conftest import RETINAFACE, copy_photos, needs_shared, phototag_env, run_phototag
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A folder served over HTTP on 127.0.0.1 only."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def entry_for(content, name="model.bin"):
+    return Entry(name, hashlib.sha256(content).hexdigest(), len(content), "unused", "MIT")
+
+
+def test_manifest_lists_the_retinaface_checkpoint_with_the_published_hash():
+    entry = weights.read_manifest()["retinaface_mobilenet0.25_Final.pth"]
+    assert entry.sha256 == "38ec7bb3c9cbfe2f40edabc05fab970a6d648747cbc534092be85d5eb9b37ed0"
+    assert entry.size == 1789735 and entry.url.startswith("https://")
+
+
+def test_download_with_the_right_hash_lands_atomically(tmp_path, served):
+    folder, url = served
+    content = os.urandom(300_000)
+    (folder / "model.bin").write_bytes(content)
+    dest = tmp_path / "cache"
+    path = weights.fetch(entry_for(content), dest, url=f"{url}/model.bin")
+    assert path.read_bytes() == content
+    assert sorted(os.listdir(dest)) == ["model.bin"]
+
+
+def test_download_with_a_wrong_hash_is_refused_and_leaves_nothing(tmp_path, served):
+    folder, url = served
+    (folder / "model.bin").write_bytes(b"tampered" * 1000)
+    dest = tmp_path / "cache"
+    with pytest.raises(WeightsError, match="does not match its sha256"):
+        weights.fetch(entry_for(b"the real weights"), dest, url=f"{url}/model.bin")
+    assert os.listdir(dest) == []
+
+
+def test_a_local_file_with_a_wrong_hash_is_refused(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"corrupted")
+    manifest = {"model.bin": entry_for(b"the real weights")}
+    with pytest.raises(WeightsError, match="delete or replace it"):
+        weights.locate("model.bin", weights_dir=tmp_path, manifest=manifest)
+
+
+@needs_shared
+def test_index_downloads_the_detector_once_from_a_mirror(tmp_path, served):
+    folder, url = served
+    (folder / RETINAFACE.name).write_bytes(RETINAFACE.read_bytes())
+    lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
+    env = phototag_env(tmp_path, PHOTOTAG_WEIGHTS_MIRROR=url)
+    del env["PHOTOTAG_WEIGHTS"]
+    run_phototag(tmp_path, "index", lib, env=env)
+    assert (tmp_path / "cache" / "phototag" / "weights" / RETINAFACE.name).is_file()
+
+
+@needs_shared
+def test_index_refuses_a_tampered_download(tmp_path, served):
+    folder, url = served
+    (folder / RETINAFACE.name).write_bytes(RETINAFACE.read_bytes()[:-10] + b"0123456789")
+    lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
+    env = phototag_env(tmp_path, PHOTOTAG_WEIGHTS_MIRROR=url)
+    del env["PHOTOTAG_WEIGHTS"]
+    result = run_phototag(tmp_path, "index", lib, env=env, check=False)
+    assert result.returncode == 1
+    assert "does not match its sha256" in result.stderr and "Traceback" not in result.stderr
+    cache = tmp_path / "cache" / "phototag" / "weights"
+    assert not cache.exists() or os.listdir(cache) == []
+
+
+def test_offline_with_no_file_says_where_to_put_it(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"x")  # something to do, so the detector is needed
+    env = phototag_env(tmp_path, PHOTOTAG_WEIGHTS_MIRROR="http://127.0.0.1:9")
+    del env["PHOTOTAG_WEIGHTS"]
+    result = run_phototag(tmp_path, "index", lib, env=env, check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot download" in lines[0] and "--weights-dir" in lines[0]
