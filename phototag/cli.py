@@ -72,6 +72,7 @@ class TerminalReporter:
     """A rich progress bar on a terminal."""
 
     def __init__(self):
+        from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeRemainingColumn)
 
@@ -81,7 +82,7 @@ class TerminalReporter:
             TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} photos/s · {task.fields[faces]} faces"),
             TimeRemainingColumn(), transient=True,
-            console=__import__("rich.console").console.Console(stderr=True),
+            console=Console(stderr=True),
         )
         self.task = None
 

@@ -72,3 +72,17 @@ def test_batched_photos_of_one_size_give_the_same_faces(detector):
         assert len(a) == len(b) == 19
         assert np.allclose(a.boxes, b.boxes, atol=0.01)
         assert np.allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_resnet50_checkpoints_load_through_the_same_code(tmp_path):
+    import torch
+
+    from phototag.vision.detect import Detector
+    from phototag.vision.retinaface import RetinaFace
+
+    path = tmp_path / "retinaface_resnet50.pth"
+    torch.save({"module." + k: v for k, v in RetinaFace("resnet50").state_dict().items()}, path)
+    detector = Detector(str(path))
+    assert detector.name == "retinaface-resnet50"
+    faces = detector.detect([np.zeros((96, 128, 3), dtype=np.uint8)], min_score=0.0)[0]
+    assert faces.boxes.shape[1] == 4 and faces.landmarks.shape[1:] == (5, 2)

@@ -118,19 +118,15 @@ def test_decode_uses_jpeg_draft_mode_for_big_photos():
     assert max(pixels.shape[:2]) == 800 and pixels.dtype == np.uint8
 
 
-def test_sixteen_bit_and_palette_images_become_rgb(tmp_path):
-    import io
-
-    from PIL import Image
-
-    from phototag.library.decode import decode_bytes
-
-    ramp = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (64, 1))
-    buffer = io.BytesIO()
-    Image.fromarray(ramp).save(buffer, format="PNG")
-    pixels = decode_bytes(buffer.getvalue(), None)[0]
-    assert pixels.shape == (64, 256, 3)
-    assert pixels[0, 0, 0] == 0 and pixels[0, -1, 0] == 255 and 120 < pixels[0, 128, 0] < 135
-    buffer = io.BytesIO()
-    Image.new("P", (32, 16)).save(buffer, format="BMP")
-    assert decode_bytes(buffer.getvalue(), None)[0].shape == (16, 32, 3)
+def test_min_face_and_max_faces_keep_the_largest(tmp_path):
+    crowd = PHOTOS / "people" / "wider_val__0_Parade_marchingband_1_765.jpg"
+    index_in_process(tmp_path / "all.db", [crowd])
+    index_in_process(tmp_path / "big.db", [crowd], min_face=30)
+    index_in_process(tmp_path / "five.db", [crowd], max_faces=5)
+    sides = lambda db: sorted(  # noqa: E731
+        min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in db_rows(db, "SELECT x1, y1, x2, y2 FROM faces")
+    )
+    every = sides(tmp_path / "all.db")
+    assert len(every) > 20
+    assert sides(tmp_path / "big.db") == [s for s in every if s >= 30]
+    assert sides(tmp_path / "five.db") == every[-5:]
