@@ -138,6 +138,10 @@ def _install_stop_handlers(stop):
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
               help="Folder holding weight files (else the ones shipped, else the user cache; "
                    "missing files are downloaded once).  [env: PHOTOTAG_WEIGHTS]")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              envvar="PHOTOTAG_MODEL",
+              help="Trained emotion/age weights (.safetensors from `phototag train`).  "
+                   "[default: the weights shipped with phototag, if any]  [env: PHOTOTAG_MODEL]")
 @click.option("--device", default="auto", show_default=True,
               help="Where the models run: auto (a GPU if PyTorch sees one), cpu, cuda, cuda:N.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1),
@@ -160,7 +164,7 @@ def _install_stop_handlers(stop):
                                            "instead of exiting.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar: only the summary and errors "
                                                  "(the default when not on a terminal).")
-def index(paths, db, weights_dir, device, batch_size, workers, max_size, min_score, min_face,
+def index(paths, db, weights_dir, model_path, device, batch_size, workers, max_size, min_score, min_face,
           max_faces, hidden, reprocess, retry_errors, wait, quiet):
     """Find the faces in every photo under PATHS and record them in the index.
 
@@ -184,21 +188,25 @@ def index(paths, db, weights_dir, device, batch_size, workers, max_size, min_sco
         click.echo(f"phototag: waiting for the index run{who} on {db} to finish", err=True)
         lock.acquire(wait=True)
     with lock:
-        _run_index(paths, db, weights_dir, device, batch_size, workers, max_size, min_score,
-                   min_face, max_faces, hidden, reprocess, retry_errors, quiet)
+        _run_index(paths, db, weights_dir, model_path, device, batch_size, workers, max_size,
+                   min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet)
 
 
-def _run_index(paths, db, weights_dir, device, batch_size, workers, max_size, min_score, min_face,
-               max_faces, hidden, reprocess, retry_errors, quiet):
-    from .pipeline import IndexOptions, run_index
+def _run_index(paths, db, weights_dir, model_path, device, batch_size, workers, max_size,
+               min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet):
+    from .pipeline import IndexOptions, SetupError, run_index
     from .store import printable_path
-    from .weights import WeightsError
+    from .weights import WeightsError, default_attribute_weights
 
+    try:
+        model_path = model_path or default_attribute_weights(weights_dir)
+    except WeightsError as exc:
+        fail(str(exc))
     options = IndexOptions(
         roots=[os.path.abspath(p) for p in paths], weights_dir=weights_dir, device=device,
         batch_size=batch_size, workers=workers, max_size=max_size, min_score=min_score,
         min_face=min_face, max_faces=max_faces, include_hidden=hidden, reprocess=reprocess,
-        retry_errors=retry_errors,
+        retry_errors=retry_errors, attributes=model_path,
     )
     store = open_index(db)
     stop = threading.Event()
@@ -209,7 +217,7 @@ def _run_index(paths, db, weights_dir, device, batch_size, workers, max_size, mi
         summary = run_index(store, options, reporter, stop)
     except WeightsError as exc:
         fail(str(exc))
-    except RuntimeError as exc:
+    except SetupError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         click.echo("phototag: interrupted; the index holds every batch written so far", err=True)
@@ -462,6 +470,8 @@ def show(path, db, as_json):
         )
         click.echo(f"face {face['idx']:<7} box {box} det {face['det_score']:.2f} {attrs}".rstrip())
 
+
+from . import trainer_cli  # noqa: E402,F401  (registers train and eval)
 
 if __name__ == "__main__":
     main()

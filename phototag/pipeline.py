@@ -4,15 +4,20 @@ Nothing here imports torch until there is a photo to look at, so a run that find
 (the nightly cron case) costs a walk of the library and a read of the index.
 """
 
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
 
-from . import store
+from . import store, weights
 from .library import scan
 from .library.decode import load
 
 DETECTOR_WEIGHTS = "retinaface_mobilenet0.25_Final.pth"
+
+
+class SetupError(Exception):
+    """The run cannot start: a device that is not there, weights that cannot be used."""
 
 
 @dataclass
@@ -29,11 +34,15 @@ class IndexOptions:
     include_hidden: bool = False
     reprocess: bool = False
     retry_errors: bool = False
+    attributes: str = None  # path of trained emotion/age weights; None: tagging is off
 
-    @property
+    @functools.cached_property
     def model_id(self):
         """The id stored with every photo: which weights produced its rows."""
-        return os.path.splitext(DETECTOR_WEIGHTS)[0]
+        detector = os.path.splitext(DETECTOR_WEIGHTS)[0]
+        if not self.attributes:
+            return detector
+        return f"{detector}+{weights.weights_id(self.attributes)}"
 
 
 @dataclass
@@ -126,7 +135,7 @@ def _resolve_device(name):
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA device")
+        raise SetupError("--device cuda was asked for, but PyTorch sees no CUDA device")
     return name
 
 
@@ -159,11 +168,21 @@ def _process(index, todo, options, summary, reporter, stop):
     import torch
     from torch.utils.data import DataLoader
 
-    from . import weights
     from .vision.detect import Detector
 
     device = _resolve_device(options.device)
     detector = Detector(weights.locate(DETECTOR_WEIGHTS, options.weights_dir), device=device)
+    tagger = None
+    if options.attributes:
+        from .vision.attributes import AttributeTagger
+
+        try:
+            tagger = AttributeTagger(options.attributes, device=device)
+        except (ValueError, OSError) as exc:
+            raise SetupError(f"cannot use {options.attributes}: {exc}") from None
+    else:
+        reporter.note("note: emotion and age tagging is off: no trained weights ship with this "
+                      "phototag yet; pass --model FILE to use weights from `phototag train`")
     workers = default_workers() if options.workers is None else options.workers
     loader = DataLoader(
         _PhotoFiles(todo, options.max_size),
@@ -175,7 +194,7 @@ def _process(index, todo, options, summary, reporter, stop):
     reporter.start(len(todo))
     with torch.inference_mode():
         for batch in loader:
-            records = _detect_batch(detector, batch, options)
+            records = _detect_batch(detector, tagger, batch, options)
             index.write_photos(records)
             faces = sum(len(r.faces) for r in records)
             failed = [r for r in records if r.status == "error"]
@@ -189,7 +208,7 @@ def _process(index, todo, options, summary, reporter, stop):
                 break
 
 
-def _detect_batch(detector, photos, options):
+def _detect_batch(detector, tagger, photos, options):
     """Detect faces in a batch; photos of one size share a forward pass, so every photo's
     result is the same whatever else is in its batch."""
     by_shape = {}
@@ -211,23 +230,36 @@ def _detect_batch(detector, photos, options):
         )
         if photo.error is None:
             record.model = options.model_id
-            record.faces = _faces_at_full_size(found[i], photo, options)
+            found[i] = _kept(found[i], photo, options)
+            record.faces = _faces_at_full_size(found[i], photo)
         records.append(record)
+    if tagger is not None:
+        done = [i for i, photo in enumerate(photos) if photo.error is None]
+        answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])
+        for i, per_face in zip(done, answers):
+            for face, answer in zip(records[i].faces, per_face):
+                for name, value in answer.items():
+                    setattr(face, name, value)
     return records
 
 
-def _faces_at_full_size(faces, photo, options):
-    """Scale to the upright full-resolution photo, apply --min-face and --max-faces."""
+def _kept(faces, photo, options):
+    """The faces --min-face and --max-faces keep (sizes in full-resolution pixels)."""
+    sx, sy = photo.scale
+    sides = ((faces.boxes[:, 2:] - faces.boxes[:, :2]) * [sx, sy]).min(axis=1)
+    keep = [i for i in range(len(faces)) if sides[i] >= options.min_face]
+    if options.max_faces is not None and len(keep) > options.max_faces:
+        keep = sorted(sorted(keep, key=lambda i: -sides[i])[: options.max_faces])
+    return faces.select(keep)
+
+
+def _faces_at_full_size(faces, photo):
+    """Boxes and landmarks in pixels of the upright full-resolution photo."""
     sx, sy = photo.scale
     boxes = faces.boxes * [sx, sy, sx, sy]
     landmarks = faces.landmarks * [sx, sy]
-    sides = (boxes[:, 2:] - boxes[:, :2]).min(axis=1)
-    keep = [i for i in range(len(faces)) if sides[i] >= options.min_face]
-    if options.max_faces is not None and len(keep) > options.max_faces:
-        largest = sorted(keep, key=lambda i: -sides[i])[: options.max_faces]
-        keep = sorted(largest)
     result = []
-    for i in keep:
+    for i in range(len(faces)):
         x1, y1, x2, y2 = boxes[i]
         box = (
             max(0.0, float(x1)), max(0.0, float(y1)),

@@ -132,3 +132,17 @@ def locate(name, weights_dir=None, download=True, manifest=None):
     mirror = os.environ.get("PHOTOTAG_WEIGHTS_MIRROR")
     url = f"{mirror.rstrip('/')}/{name}" if mirror else None
     return fetch(entry, cache_dir(), url=url)
+
+
+def weights_id(path):
+    """A short, stable id for the rows a weights file made: its name and content hash."""
+    return f"{Path(path).stem}-{sha256_of(path)[:12]}"
+
+
+def default_attribute_weights(weights_dir=None):
+    """The trained emotion/age weights phototag uses when none are named, or None: the first
+    ``.safetensors`` file the manifest lists that can be found."""
+    for name in read_manifest():
+        if name.endswith(".safetensors"):
+            return locate(name, weights_dir)
+    return None

@@ -1,0 +1,205 @@
+"""`phototag train` and `phototag eval`: the command-line side of training and evaluation."""
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import fail, main
+
+PRESET_NAMES = ("original", "cpu", "tiny")
+
+
+def _cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "phototag" / "faces"
+
+
+def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
+    """Datasets → located faces → a dataset of crops, saying what was left out."""
+    from . import weights
+    from .pipeline import DETECTOR_WEIGHTS
+    from .vision.datasets import gather, locate_faces
+    from .vision.detect import Detector
+    from .vision.training import FaceCrops
+
+    items, reports = gather(specs, task, limit)
+    for report in reports:
+        dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.left_out.items()))
+        click.echo(f"{label}: {report.source}: {report.items} images"
+                   f"{'; left out ' + dropped if dropped else ''}", err=True)
+    if not items:
+        fail(f"no {label} images with labels for task {task}")
+    detector = Detector(weights.locate(DETECTOR_WEIGHTS, weights_dir))
+    faces, not_found = locate_faces(items, detector, _cache_dir())
+    unreadable = sum(f is None for f in faces)
+    click.echo(f"{label}: RetinaFace found a face in {len(items) - not_found - unreadable} of "
+               f"{len(items)} images; {not_found} used the whole image as the face (tight crops)"
+               f"{f', {unreadable} unreadable' if unreadable else ''}", err=True)
+    return FaceCrops(items, faces, config, augment=augment, seed=seed)
+
+
+@main.command()
+@click.option("--data", "data", multiple=True, required=True, metavar="[TASK:]PATH",
+              help="Training data: an image folder (<class>/<file>), a CSV manifest "
+                   "(path,label[,x1,y1,x2,y2], CAER-S layout included) or a UTKFace folder. "
+                   "Prefix emotion: or age:. Repeatable.")
+@click.option("--val", "val", multiple=True, metavar="[TASK:]PATH",
+              help="Validation data, as --data. [default: a 10% hold-out of --data by file name]")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write (.safetensors); a checkpoint (OUT.ckpt) and a JSON "
+                   "log (OUT.json) go beside it.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="original", show_default=True,
+              help="original: EfficientNet-B0 face, ResNeSt-50 context, 224 px; cpu: ResNet-18 "
+                   "both, 64/96 px; tiny: for tests.")
+@click.option("--kind", type=click.Choice(["gated", "fusion", "caer"]), default="gated",
+              show_default=True, help="The gated model, its backbones with Adaptive Fusion, or CAER-Net.")
+@click.option("--face-backbone", help="timm model name for the face branch (overrides the preset).")
+@click.option("--context-backbone", help="timm model name for the context branch and GatingNet.")
+@click.option("--face-size", type=click.IntRange(16), help="Aligned face crop side, pixels.")
+@click.option("--context-size", type=click.IntRange(16), help="Context crop side, pixels.")
+@click.option("--context-scale", type=click.FloatRange(0), help="Context = k × the face box; 0: the whole photo.")
+@click.option("--stage", type=click.Choice(["face", "context", "gate", "all"]), default="all",
+              show_default=True, help="Which of the three stages to run (gated models).")
+@click.option("--task", type=click.Choice(["emotion", "age", "both"]), default="both",
+              show_default=True, help="Which labels to learn.")
+@click.option("--optimizer", type=click.Choice(["sam", "adam"]), default="sam", show_default=True,
+              help="SAM around AdamW, or AdamW alone.")
+@click.option("--rho", type=float, default=0.05, show_default=True, help="SAM neighbourhood size.")
+@click.option("--adaptive", is_flag=True, help="Adaptive SAM (scale-invariant neighbourhood).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (one-cycle).")
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True, help="Epochs per stage.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--balance", type=click.Choice(["loss", "sampler", "none"]), default="loss",
+              show_default=True, help="Class balance: weighted loss, weighted sampling, or none.")
+@click.option("--no-augment", is_flag=True, help="No flips, alignment jitter or brightness changes.")
+@click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Data loading processes.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
+              help="Start from these weights (e.g. run --stage gate after face and context).")
+@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt where a stopped run left off.")
+@click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
+              help="Where the RetinaFace weights are (faces of the training images are located "
+                   "with it and cached).")
+def train(data, val, out, preset, kind, face_backbone, context_backbone, face_size, context_size,
+          context_scale, stage, task, optimizer, rho, adaptive, lr, epochs, batch_size, balance,
+          no_augment, limit_per_class, seed, workers, device, init, resume, weights_dir):
+    """Train an emotion/age model and write its weights.
+
+    \b
+      phototag train --preset cpu --data emotion:fer2013/train --val emotion:fer2013/val \\
+                     --data age:utkface --out my-model.safetensors
+    """
+    from .pipeline import SetupError, _resolve_device
+    from .vision.config import PRESETS
+    from .vision.models import build_model
+    from .vision.training import TrainOptions, train as run_training
+    from .vision.weightsfile import load_weights, save_weights
+    from .weights import WeightsError
+
+    if init:
+        model, _ = load_weights(init)
+        config = model.config
+    else:
+        changes = {k: v for k, v in dict(kind=kind, face_backbone=face_backbone,
+                                         context_backbone=context_backbone, face_size=face_size,
+                                         context_size=context_size,
+                                         context_scale=context_scale).items() if v is not None}
+        config = dataclasses.replace(PRESETS[preset], **changes)
+        try:
+            model = build_model(config)
+        except RuntimeError as exc:  # timm: unknown model name
+            fail(str(exc))
+    try:
+        device = _resolve_device(device)
+        train_set = _crops(data, task, config, weights_dir, limit_per_class, not no_augment, seed, "train")
+        if val:
+            val_set = _crops(val, task, config, weights_dir, limit_per_class, False, seed, "val")
+        else:
+            val_set = _holdout(train_set)
+    except (WeightsError, SetupError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    options = TrainOptions(stage=stage, optimizer=optimizer, rho=rho, adaptive=adaptive, lr=lr,
+                           epochs=epochs, batch_size=batch_size, balance=balance,
+                           augment=not no_augment, seed=seed, workers=workers,
+                           checkpoint=f"{out}.ckpt", resume=resume)
+    try:
+        history = run_training(model, train_set, val_set, options, device,
+                               report=lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        fail(str(exc))
+    info = {
+        "epochs": sum(1 for _ in history),
+        "stage": stage,
+        "optimizer": optimizer,
+        "command": "phototag " + " ".join(sys.argv[1:]),
+        "train": list(data),
+        "val": list(val),
+        "history": [dataclasses.asdict(h) for h in history],
+    }
+    save_weights(model, out, info=info)
+    Path(f"{out}.json").write_text(json.dumps(info, indent=2))
+    click.echo(f"wrote {out} and {out}.json", err=True)
+
+
+def _holdout(train_set):
+    """Move a 10% hold-out (by hashed file name) out of the training set into a validation set."""
+    from .vision.datasets import split_holdout
+    from .vision.training import FaceCrops
+
+    face_of = {id(item): face for item, face in zip(train_set.items, train_set.faces)}
+    kept, held = split_holdout(train_set.items, 0.1)
+    train_set.items, train_set.faces = kept, [face_of[id(i)] for i in kept]
+    return FaceCrops(held, [face_of[id(i)] for i in held], train_set.config)
+
+
+@main.command(name="eval")
+@click.argument("weights_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", "data", multiple=True, required=True, metavar="[TASK:]PATH",
+              help="Labelled data, as for `phototag train`.")
+@click.option("--task", type=click.Choice(["emotion", "age", "both"]), default="both", show_default=True)
+@click.option("--branches", is_flag=True, help="Also face-only and context-only accuracy (gated models).")
+@click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
+def evaluate_command(weights_file, data, task, branches, limit_per_class, batch_size, device,
+                     as_json, weights_dir):
+    """Accuracy, macro-F1, per-class recall and the confusion matrix of a weights file."""
+    from torch.utils.data import DataLoader
+
+    from .pipeline import SetupError, _resolve_device
+    from .vision.evaluate import evaluate
+    from .vision.weightsfile import load_weights
+    from .weights import WeightsError
+
+    try:
+        device = _resolve_device(device)
+        model, _ = load_weights(weights_file, device)
+        dataset = _crops(data, task, model.config, weights_dir, limit_per_class, False, 0, "eval")
+    except (WeightsError, SetupError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    results = evaluate(model, DataLoader(dataset, batch_size=batch_size), device, branches=branches)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for task_name, entry in results.items():
+        click.echo(f"{task_name}: {entry['samples']} faces, accuracy {entry['accuracy']:.1%}, "
+                   f"macro-F1 {entry['macro_f1']:.3f}"
+                   + (f", five original emotions {entry['accuracy_five']:.1%}"
+                      if entry.get("accuracy_five") is not None else ""))
+        if "branches" in entry:
+            click.echo("  " + ", ".join(f"{mode} {acc:.1%}" for mode, acc in entry["branches"].items()))
+        recall = ", ".join(f"{name} {value:.0%}" for name, value in entry["recall"].items()
+                           if value is not None)
+        click.echo(f"  recall: {recall}")
+        classes = entry["confusion"]["classes"]
+        click.echo("  confusion (rows: true, columns: predicted): " + " ".join(c[:5] for c in classes))
+        for name, row in zip(classes, entry["confusion"]["matrix"]):
+            click.echo(f"  {name[:12]:>12} " + " ".join(f"{v:5d}" for v in row))

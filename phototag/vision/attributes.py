@@ -1,0 +1,68 @@
+"""The attributes stage of an index run: emotion and age group for every detected face."""
+
+import torch
+
+from .regions import face_regions, photo_tensor
+from ..weights import weights_id
+from .weightsfile import load_weights
+
+
+class AttributeTagger:
+    """A trained attribute model over batches of faces from many photos."""
+
+    def __init__(self, path, device="cpu", face_batch=64):
+        self.device = torch.device(device)
+        self.model, self.info = load_weights(path, self.device)
+        if not self.info.get("epochs"):
+            raise ValueError(f"{path} records no training: phototag stores no untrained predictions")
+        self.config = self.model.config
+        self.id = weights_id(path)
+        self.face_batch = face_batch
+
+    @torch.inference_mode()
+    def tag(self, photos):
+        """``photos``: (pixels H×W×3 uint8, boxes K×4, landmarks K×5×2) in working-size pixels.
+        Returns, per photo, one dict per face."""
+        crops, owners = [], []
+        for number, (pixels, boxes, landmarks) in enumerate(photos):
+            if len(boxes) == 0:
+                continue
+            regions = face_regions(
+                photo_tensor(pixels, self.device), torch.as_tensor(boxes), torch.as_tensor(landmarks),
+                self.config.face_size, self.config.context_size, self.config.context_scale,
+            )
+            crops.append(regions)
+            owners += [number] * len(boxes)
+        results = [[] for _ in photos]
+        if not crops:
+            return results
+        face = torch.cat([r.face for r in crops])
+        context = torch.cat([r.context for r in crops])
+        gate = torch.cat([r.gate for r in crops])
+        answers = []
+        for start in range(0, len(face), self.face_batch):
+            part = slice(start, start + self.face_batch)
+            out = self.model(face[part], context[part], gate[part])
+            answers += self._describe(out, len(face[part]))
+        for owner, answer in zip(owners, answers):
+            results[owner].append(answer)
+        return results
+
+    def _describe(self, out, count):
+        labels = {"emotion": self.config.emotions, "age": self.config.age_groups}
+        probs = {task: torch.softmax(out.logits[task].float(), 1).cpu() for task in labels}
+        gates = {task: out.gates[task].float().cpu() for task in labels} if out.gates else None
+        answers = []
+        for i in range(count):
+            answer = {}
+            for task, names in labels.items():
+                p = probs[task][i]
+                best = int(p.argmax())
+                answer["emotion" if task == "emotion" else "age_group"] = names[best]
+                answer[f"{task}_score"] = round(float(p[best]), 4)
+                answer[f"{task}_probs"] = {n: round(float(v), 4) for n, v in zip(names, p)}
+            if gates:
+                answer["gate_face"] = {t: round(float(gates[t][i, 0]), 4) for t in labels}
+                answer["gate_context"] = {t: round(float(gates[t][i, 1]), 4) for t in labels}
+            answers.append(answer)
+        return answers

@@ -1,0 +1,54 @@
+"""A model's configuration: everything needed to rebuild it, stored inside its weights file."""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..labels import AGE_BINS, AGE_GROUPS, EMOTIONS
+
+KINDS = ("gated", "fusion", "caer")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``kind``: gated (the proposed model), fusion (its backbones with CAER's Adaptive Fusion)
+    or caer (CAER-Net). Backbones are timm model names; sizes are the square crop sides."""
+
+    kind: str = "gated"
+    face_backbone: str = "efficientnet_b0"
+    context_backbone: str = "resnest50d"
+    face_size: int = 224
+    context_size: int = 224
+    context_scale: float = 0.0  # 0: the whole photo is the context, as CAER does; k: k × the face box
+    emotions: tuple = EMOTIONS
+    age_groups: tuple = AGE_GROUPS
+    age_bins: tuple = field(default=tuple((n, lo, hi) for n, lo, hi in AGE_BINS))
+    dropout: float = 0.2
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; one of {', '.join(KINDS)}")
+
+    @property
+    def tasks(self):
+        return {"emotion": len(self.emotions), "age": len(self.age_groups)}
+
+    def to_json(self):
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        values = json.loads(text)
+        for name in ("emotions", "age_groups"):
+            values[name] = tuple(values[name])
+        values["age_bins"] = tuple(tuple(b) for b in values["age_bins"])
+        return cls(**values)
+
+
+# The original design, and a configuration two CPU cores can train (see DESIGN.md).
+PRESETS = {
+    "original": ModelConfig(),
+    "cpu": ModelConfig(face_backbone="resnet18", context_backbone="resnet18", face_size=64,
+                       context_size=96),
+    "tiny": ModelConfig(face_backbone="test_efficientnet", context_backbone="test_resnet",
+                        face_size=32, context_size=48),
+}

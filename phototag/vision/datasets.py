@@ -1,0 +1,293 @@
+"""Labelled training data: image folders, CSV manifests (CAER-S included) and UTKFace folders.
+
+Every image first goes through RetinaFace for its face box and landmarks, as in the original
+work; the result is cached once per dataset. Images where no face is found are counted and, being
+mostly tight face crops (FER2013, CK+, aligned UTKFace), fall back to the whole image as the face
+box with the 5-point template's landmarks placed in it.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..labels import AGE_BINS, AGE_GROUPS, EMOTIONS
+
+# Dataset class names → phototag's emotions. Disgust and contempt have no class: left out.
+EMOTION_ALIASES = {
+    "smile": "smile", "happy": "smile", "happiness": "smile", "joy": "smile",
+    "sad": "sad", "sadness": "sad",
+    "angry": "angry", "anger": "angry",
+    "anxiety": "anxiety", "fear": "anxiety", "afraid": "anxiety",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral",
+}
+NO_CLASS = {"disgust", "contempt"}
+# CAER-S annotation labels: 0 Anger 1 Disgust 2 Fear 3 Happy 4 Neutral 5 Sad 6 Surprise.
+CAER_LABELS = ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+UTKFACE_NAME = re.compile(r"^(\d+)_\d+_\d+_")
+
+
+@dataclass
+class Item:
+    path: str
+    emotion: int = -1  # index into EMOTIONS, -1 when the image says nothing about it
+    age: int = -1  # index into AGE_GROUPS
+    box: tuple = None  # a face box the dataset gives (x1, y1, x2, y2), if any
+
+
+@dataclass
+class DatasetReport:
+    source: str
+    items: int = 0
+    left_out: dict = field(default_factory=dict)  # reason → count
+
+    def leave_out(self, reason):
+        self.left_out[reason] = self.left_out.get(reason, 0) + 1
+
+
+def emotion_index(label):
+    label = str(label).strip().lower()
+    if label.isdigit() and int(label) < len(CAER_LABELS):
+        label = CAER_LABELS[int(label)]
+    name = EMOTION_ALIASES.get(label)
+    return EMOTIONS.index(name) if name else None
+
+
+def age_index(label):
+    """An age group from a group name, whole years, or a range ("3-7", "66+") inside one bin."""
+    label = str(label).strip().lower()
+    if label in AGE_GROUPS:
+        return AGE_GROUPS.index(label)
+    if label.isdigit():
+        low = high = int(label)
+    elif re.fullmatch(r"\d+\s*-\s*\d+", label):
+        low, high = (int(v) for v in label.split("-"))
+    elif re.fullmatch(r"\d+\+", label):
+        low, high = int(label[:-1]), 200
+    else:
+        return None
+    for i, (_, first, last) in enumerate(AGE_BINS):
+        if low >= first and (last is None or high <= last):
+            return i
+    return None  # the range straddles two groups
+
+
+def _label(item, task, raw, report):
+    if task == "emotion":
+        index = emotion_index(raw)
+        if index is None:
+            report.leave_out(f"no class for {str(raw).strip().lower()}")
+            return False
+        item.emotion = index
+    else:
+        index = age_index(raw)
+        if index is None:
+            report.leave_out(f"age {raw} fits no single group")
+            return False
+        item.age = index
+    return True
+
+
+def _images_under(folder):
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_folder(folder, task, report):
+    folder = Path(folder)
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    items = []
+    if classes:
+        for class_dir in classes:
+            for path in _images_under(class_dir):
+                item = Item(str(path))
+                if _label(item, task, class_dir.name, report):
+                    items.append(item)
+        return items
+    for path in _images_under(folder):  # UTKFace: age_gender_race_date.jpg
+        match = UTKFACE_NAME.match(path.name)
+        if not match:
+            report.leave_out("no label in the file name")
+            continue
+        item = Item(str(path))
+        if _label(item, "age", match.group(1), report):
+            items.append(item)
+    return items
+
+
+def read_manifest(path, task, report, root=None):
+    """``path,label[,x1,y1,x2,y2]`` rows, with or without a header naming the columns
+    (``file``/``path``, ``label``, ``age_years``, ``age_range``). Paths are relative to ``root``
+    (default: the manifest's folder)."""
+    path = Path(path)
+    root = Path(root) if root else path.parent
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    named = "file" in header or "path" in header
+    items = []
+    for row in rows[1:] if named else rows:
+        if not row or not row[0].strip():
+            continue
+        if named:
+            values = dict(zip(header, row))
+            file = values.get("file") or values.get("path")
+            raw = next((values[k] for k in ("label", "age_years", "age_range", "age") if values.get(k)), "")
+            box = [values.get(k) for k in ("x1", "y1", "x2", "y2")]
+        else:
+            file, raw, box = row[0], row[1] if len(row) > 1 else "", row[2:6]
+        item = Item(str(root / file))
+        if all(v not in (None, "") for v in box) and len(box) == 4:
+            item.box = tuple(float(v) for v in box)
+        if _label(item, task, raw, report):
+            items.append(item)
+    return items
+
+
+def read_dataset(spec, task):
+    """Items of one dataset, and a report of what was left out and why."""
+    report = DatasetReport(str(spec))
+    if Path(spec).is_dir():
+        items = read_folder(spec, task, report)
+    elif Path(spec).is_file():
+        items = read_manifest(spec, task, report)
+    else:
+        raise FileNotFoundError(f"no dataset at {spec}")
+    report.items = len(items)
+    return items, report
+
+
+# -- faces of the training images ---------------------------------------------------------------
+
+
+def _cache_file(items, detector_name, cache_dir):
+    key = hashlib.sha1("\n".join([detector_name] + [i.path for i in items]).encode()).hexdigest()
+    return Path(cache_dir) / f"faces-{key[:20]}.json"
+
+
+def template_landmarks(box):
+    from .regions import TEMPLATE
+
+    x1, y1, x2, y2 = box
+    return [[x1 + float(u) * (x2 - x1), y1 + float(v) * (y2 - y1)] for u, v in TEMPLATE.tolist()]
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def locate_faces(items, detector, cache_dir, min_score=0.5, batch=64, progress=None):
+    """Box and landmarks for each item: RetinaFace's best face (the one matching a given box),
+    else the fallback. Returns (faces: list of (box, landmarks, found)), number not found."""
+    from ..library.decode import DecodeError, decode_bytes
+
+    cache = _cache_file(items, detector.name, cache_dir)
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        return [tuple(entry) for entry in stored["faces"]], stored["not_found"]
+    faces, not_found = [None] * len(items), 0
+    pending = {}
+
+    def flush(shape):
+        nonlocal not_found
+        group = pending.pop(shape)
+        results = detector.detect([pixels for _, pixels in group], min_score=min_score)
+        for (i, pixels), found in zip(group, results):
+            h, w = pixels.shape[:2]
+            wanted = items[i].box
+            choice = None
+            if len(found):
+                if wanted:
+                    overlaps = [_iou(wanted, b) for b in found.boxes]
+                    best = max(range(len(found)), key=lambda k: overlaps[k])
+                    choice = best if overlaps[best] > 0.3 else None
+                else:
+                    choice = 0  # best score
+            if choice is None:
+                not_found += 1
+                box = list(wanted) if wanted else [0.0, 0.0, float(w), float(h)]
+                faces[i] = (box, template_landmarks(box), False)
+            else:
+                faces[i] = (found.boxes[choice].tolist(), found.landmarks[choice].tolist(), True)
+        if progress:
+            progress(len(group))
+
+    for i, item in enumerate(items):
+        try:
+            pixels = decode_bytes(Path(item.path).read_bytes(), 640)[0]
+        except (DecodeError, OSError):
+            faces[i] = None
+            continue
+        pending.setdefault(pixels.shape, []).append((i, pixels))
+        if len(pending[pixels.shape]) >= batch:
+            flush(pixels.shape)
+    for shape in list(pending):
+        flush(shape)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".part")
+    tmp.write_text(json.dumps({"faces": faces, "not_found": not_found}))
+    os.replace(tmp, cache)
+    return faces, not_found
+
+
+# -- putting it together --------------------------------------------------------------------------
+
+
+def parse_spec(spec, default_task):
+    """``emotion:PATH``, ``age:PATH`` or a bare PATH for ``default_task``."""
+    task, sep, path = spec.partition(":")
+    if sep and task in ("emotion", "age"):
+        return task, path
+    if default_task not in ("emotion", "age"):
+        raise ValueError(f"say which task {spec!r} is for: emotion:{spec} or age:{spec}")
+    return default_task, spec
+
+
+def _stable_order(item):
+    return hashlib.sha1(item.path.encode()).hexdigest()
+
+
+def limit_per_class(items, limit):
+    """At most ``limit`` items of each label, picked by a hash of the path (not by name order,
+    which would take one subject's frames)."""
+    if not limit:
+        return items
+    taken, counts = [], {}
+    for item in sorted(items, key=_stable_order):
+        key = (item.emotion, item.age)
+        if counts.get(key, 0) < limit:
+            counts[key] = counts.get(key, 0) + 1
+            taken.append(item)
+    return taken
+
+
+def split_holdout(items, fraction):
+    """Hold out a fraction by hashed file name (the same file always lands on the same side)."""
+    held = [i for i in items if int(_stable_order(i)[:8], 16) / 0xFFFFFFFF < fraction]
+    kept = [i for i in items if int(_stable_order(i)[:8], 16) / 0xFFFFFFFF >= fraction]
+    return kept, held
+
+
+def gather(specs, task, limit=None):
+    """Items of several ``task:PATH`` datasets for ``task`` (emotion, age or both)."""
+    items, reports = [], []
+    for spec in specs:
+        spec_task, path = parse_spec(spec, task)
+        if task != "both" and spec_task != task:
+            continue
+        found, report = read_dataset(path, spec_task)
+        found = limit_per_class(found, limit)
+        report.items = len(found)
+        items += found
+        reports.append(report)
+    return items, reports

@@ -1,0 +1,230 @@
+"""The gated emotion/age model, CAER-Net, and the fusion variant — one builder for all three.
+
+Every model takes crops as float RGB in [0, 1] (normalised inside) and returns a ``ModelOutput``:
+final logits per task, each branch's logits, and the gates (or fusion weights) per task.
+"""
+
+from dataclasses import dataclass
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelOutput:
+    logits: dict  # task → N×classes, what the model answers
+    face_logits: dict = None
+    context_logits: dict = None
+    gates: dict = None  # task → N×2: weight of the face branch, weight of the context branch
+
+
+class Normalise(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class SpatialAttention(nn.Module):
+    """A small conv stack → one map → softmax over positions → attention-weighted pooling."""
+
+    def __init__(self, channels, hidden=128):
+        super().__init__()
+        self.score = nn.Sequential(
+            nn.Conv2d(channels, hidden, 3, padding=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, 3, padding=1),
+        )
+
+    def forward(self, features, return_map=False):
+        n, c, h, w = features.shape
+        weights = F.softmax(self.score(features).view(n, h * w), dim=1)
+        pooled = torch.bmm(features.view(n, c, h * w), weights.unsqueeze(2)).squeeze(2)
+        return (pooled, weights.view(n, h, w)) if return_map else pooled
+
+
+class TaskHeads(nn.Module):
+    """One linear classifier per task on a shared feature vector."""
+
+    def __init__(self, features, tasks, dropout):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({task: nn.Linear(features, n) for task, n in tasks.items()})
+
+    def forward(self, x):
+        x = self.dropout(x)
+        return {task: head(x) for task, head in self.heads.items()}
+
+
+def backbone(name, pool):
+    """A timm backbone with no classifier; pooled vectors (``pool``) or feature maps."""
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="avg" if pool else "")
+
+
+class FaceEncoder(nn.Module):
+    def __init__(self, name):
+        super().__init__()
+        self.normalise = Normalise()
+        self.backbone = backbone(name, pool=True)
+        self.features = self.backbone.num_features
+
+    def forward(self, face):
+        return self.backbone(self.normalise(face))
+
+
+class ContextEncoder(nn.Module):
+    """Backbone feature maps pooled by spatial attention. The context branch runs it on the
+    masked context, GatingNet on the unmasked one: the same weights, one copy."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.normalise = Normalise()
+        self.backbone = backbone(name, pool=False)
+        self.features = self.backbone.num_features
+        self.attention = SpatialAttention(self.features)
+
+    def forward(self, image):
+        return self.attention(self.backbone(self.normalise(image)))
+
+
+class GatingHead(nn.Module):
+    """GatingNet's own head: one sigmoid weight per branch and task (both may matter, or neither)."""
+
+    def __init__(self, features, tasks, hidden=128, dropout=0.2):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.mlp = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(features, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, 2 * len(self.tasks)),
+        )
+
+    def forward(self, x):
+        gates = torch.sigmoid(self.mlp(x)).view(x.shape[0], len(self.tasks), 2)
+        return {task: gates[:, i] for i, task in enumerate(self.tasks)}
+
+
+class GatedModel(nn.Module):
+    """Face branch + context branch, combined per photo by GatingNet:
+    logits = w_face · logits_face + w_context · logits_context."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.face_encoder = FaceEncoder(config.face_backbone)
+        self.face_heads = TaskHeads(self.face_encoder.features, config.tasks, config.dropout)
+        self.context_encoder = ContextEncoder(config.context_backbone)
+        self.context_heads = TaskHeads(self.context_encoder.features, config.tasks, config.dropout)
+        self.gate_head = GatingHead(self.context_encoder.features, config.tasks, dropout=config.dropout)
+
+    def face_branch(self, face):
+        return self.face_heads(self.face_encoder(face))
+
+    def context_branch(self, context):
+        return self.context_heads(self.context_encoder(context))
+
+    def forward(self, face, context, gate):
+        face_logits = self.face_branch(face)
+        # Context and GatingNet share the backbone and attention: one batch through both.
+        encoded = self.context_encoder(torch.cat([context, gate]))
+        context_features, gate_features = encoded[: len(context)], encoded[len(context):]
+        context_logits = self.context_heads(context_features)
+        gates = self.gate_head(gate_features)
+        logits = {
+            task: gates[task][:, :1] * face_logits[task] + gates[task][:, 1:] * context_logits[task]
+            for task in face_logits
+        }
+        return ModelOutput(logits, face_logits, context_logits, gates)
+
+
+class AdaptiveFusion(nn.Module):
+    """CAER-Net's Adaptive Fusion: a small network per stream gives a weight; the weights are
+    softmax-normalised, multiply their stream's features, and the results are concatenated."""
+
+    def __init__(self, face_features, context_features, tasks, hidden=128, dropout=0.2):
+        super().__init__()
+        self.face_weight = nn.Sequential(nn.Linear(face_features, hidden), nn.ReLU(inplace=True),
+                                         nn.Linear(hidden, 1))
+        self.context_weight = nn.Sequential(nn.Linear(context_features, hidden),
+                                            nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        self.classifier = nn.Sequential(
+            nn.Linear(face_features + context_features, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        )
+        self.heads = nn.ModuleDict({task: nn.Linear(hidden, n) for task, n in tasks.items()})
+
+    def forward(self, face, context):
+        weights = F.softmax(torch.cat([self.face_weight(face), self.context_weight(context)], 1), 1)
+        fused = torch.cat([face * weights[:, :1], context * weights[:, 1:]], dim=1)
+        hidden = self.classifier(fused)
+        logits = {task: head(hidden) for task, head in self.heads.items()}
+        return logits, weights
+
+
+class FusionModel(nn.Module):
+    """The proposed backbones joined by CAER's Adaptive Fusion instead of GatingNet."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.face_encoder = FaceEncoder(config.face_backbone)
+        self.context_encoder = ContextEncoder(config.context_backbone)
+        self.fusion = AdaptiveFusion(self.face_encoder.features, self.context_encoder.features,
+                                     config.tasks, dropout=config.dropout)
+
+    def forward(self, face, context, gate=None):
+        logits, weights = self.fusion(self.face_encoder(face), self.context_encoder(context))
+        return ModelOutput(logits, gates={task: weights for task in logits})
+
+
+def caer_encoder(channels=(32, 64, 128, 256, 256)):
+    """CAER-Net's stream encoder (Lee et al., ICCV 2019, Sec. 4.1): five 3×3 conv layers with
+    32, 64, 128, 256 and 256 channels, each with batch norm and ReLU, max-pooling after the
+    first four."""
+    layers, previous = [], 3
+    for i, out in enumerate(channels):
+        layers += [nn.Conv2d(previous, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                   nn.ReLU(inplace=True)]
+        if i < len(channels) - 1:
+            layers.append(nn.MaxPool2d(2))
+        previous = out
+    return nn.Sequential(*layers)
+
+
+class CAERNet(nn.Module):
+    """CAER-Net-S: a face stream (encoder, global average pooling), a context stream (encoder and
+    the attention inference module: two conv layers → a softmax map → weighted pooling), joined by
+    Adaptive Fusion (Sec. 4.3: 128-unit layers, softmax-normalised stream weights)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.normalise = Normalise()
+        self.face_stream = caer_encoder()
+        self.context_stream = caer_encoder()
+        self.attention = SpatialAttention(256, hidden=128)
+        self.fusion = AdaptiveFusion(256, 256, config.tasks, dropout=config.dropout)
+
+    def forward(self, face, context, gate=None):
+        face_features = self.face_stream(self.normalise(face)).mean(dim=(2, 3))
+        context_features = self.attention(self.context_stream(self.normalise(context)))
+        logits, weights = self.fusion(face_features, context_features)
+        return ModelOutput(logits, gates={task: weights for task in logits})
+
+
+BUILDERS = {"gated": GatedModel, "fusion": FusionModel, "caer": CAERNet}
+
+
+def build_model(config: ModelConfig):
+    """The one way to build any phototag attribute model."""
+    return BUILDERS[config.kind](config)

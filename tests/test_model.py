@@ -1,0 +1,188 @@
+"""The attribute models, their weights files, the regions they read, SAM and the stages."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+from torch.utils.data import DataLoader
+
+from phototag.vision.config import PRESETS, ModelConfig
+from phototag.vision.models import CAERNet, build_model
+from phototag.vision.regions import TEMPLATE, face_regions
+from phototag.vision.sam import SAM, freeze_running_stats, restore_running_stats
+from phototag.vision.training import FaceCrops, TrainOptions, train
+from phototag.vision.weightsfile import load_weights, save_weights
+
+from synthetic import make_photos
+
+TINY = PRESETS["tiny"]
+
+
+def crops(n, config=TINY):
+    return (torch.rand(n, 3, config.face_size, config.face_size),
+            torch.rand(n, 3, config.context_size, config.context_size),
+            torch.rand(n, 3, config.context_size, config.context_size))
+
+
+@pytest.mark.parametrize("kind", ["gated", "fusion", "caer"])
+def test_every_kind_answers_both_tasks_and_round_trips_its_weights(tmp_path, kind):
+    config = dataclasses.replace(TINY, kind=kind)
+    model = build_model(config).eval()
+    inputs = crops(3)
+    out = model(*inputs)
+    assert out.logits["emotion"].shape == (3, 6) and out.logits["age"].shape == (3, 6)
+    path = save_weights(model, tmp_path / f"{kind}.safetensors", info={"epochs": 1})
+    loaded, info = load_weights(path)  # no flags: the file says what to build
+    assert loaded.config == config and info == {"epochs": 1}
+    again = loaded(*inputs)
+    for task in ("emotion", "age"):
+        assert torch.allclose(out.logits[task], again.logits[task], atol=1e-5)
+
+
+def test_gates_are_sigmoid_weights_per_branch_and_task():
+    model = build_model(TINY).eval()
+    out = model(*crops(4))
+    for task in ("emotion", "age"):
+        gates = out.gates[task]
+        assert gates.shape == (4, 2) and ((gates > 0) & (gates < 1)).all()
+        expected = gates[:, :1] * out.face_logits[task] + gates[:, 1:] * out.context_logits[task]
+        assert torch.allclose(out.logits[task], expected)
+
+
+def test_weights_file_holds_one_copy_of_the_shared_backbone_and_its_configuration(tmp_path):
+    model = build_model(TINY)
+    path = save_weights(model, tmp_path / "m.safetensors", info={"epochs": 1})
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+        config = ModelConfig.from_json(f.metadata()["config"])
+    assert config == TINY and config.age_bins[0] == ("baby", 0, 2)
+    backbone_keys = [k for k in keys if ".backbone." in k]
+    assert {k.split(".")[0] for k in backbone_keys} == {"face_encoder", "context_encoder"}
+    expected = len(model.face_encoder.backbone.state_dict()) + len(model.context_encoder.backbone.state_dict())
+    assert len(backbone_keys) == expected
+    assert not [k for k in keys if k.startswith("gate_head.") and "backbone" in k]
+
+
+def test_caer_net_streams_have_the_papers_layer_sizes():
+    model = CAERNet(dataclasses.replace(TINY, kind="caer"))
+    for stream in (model.face_stream, model.context_stream):
+        convs = [m for m in stream if isinstance(m, nn.Conv2d)]
+        assert [c.out_channels for c in convs] == [32, 64, 128, 256, 256]
+        assert all(c.kernel_size == (3, 3) for c in convs)
+        assert sum(isinstance(m, nn.MaxPool2d) for m in stream) == 4
+
+
+def test_aligned_face_puts_the_landmarks_on_the_template():
+    size = 64
+    photo = torch.zeros(3, 200, 300)
+    angle, scale, shift = 0.4, 1.7, torch.tensor([120.0, 60.0])
+    rotation = torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]],
+                            dtype=torch.float32)
+    points = (TEMPLATE * size) @ rotation.T * scale + shift
+    for x, y in points.round().long().tolist():
+        photo[:, y - 1:y + 2, x - 1:x + 2] = 1.0
+    box = torch.cat([points.min(0).values - 20, points.max(0).values + 20])
+    regions = face_regions(photo, box[None], points[None], size, 96)
+    face = regions.face[0, 0]
+    for tx, ty in (TEMPLATE * size).tolist():
+        window = face[int(ty) - 3:int(ty) + 4, int(tx) - 3:int(tx) + 4]
+        assert window.max() > 0.5, (tx, ty)
+    assert face.sum() < 5 * 9 * 1.5  # nothing else lit up
+
+
+def test_context_masks_its_own_face_and_gate_does_not():
+    photo = torch.rand(3, 120, 160)
+    boxes = torch.tensor([[20.0, 30.0, 60.0, 80.0], [100.0, 20.0, 140.0, 70.0]])
+    points = torch.stack([TEMPLATE * 40 + b[:2] for b in boxes])
+    regions = face_regions(photo, boxes, points, 32, 80)
+    step = 160 / 80  # whole photo letterboxed into an 80-pixel square
+    top = (160 - 120) / 2
+    for k, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        inside = (slice(int((y1 + top) / step) + 1, int((y2 + top) / step) - 1),
+                  slice(int(x1 / step) + 1, int(x2 / step) - 1))
+        assert regions.context[k][:, inside[0], inside[1]].abs().max() == 0
+        assert regions.gate[k][:, inside[0], inside[1]].mean() > 0.2
+    other = regions.context[0][:, int((20 + top) / step) + 2, int(120 / step)]
+    assert other.abs().sum() > 0  # the other face stays visible in this face's context
+
+
+def test_sam_second_pass_runs_at_the_perturbed_weights():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    rho, lr = 0.1, 0.5
+    optimizer = SAM(model.parameters(), torch.optim.SGD, rho=rho, lr=lr)
+
+    loss = nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    optimizer.first_step(zero_grad=True)
+    seen = [p.detach().clone() for p in model.parameters()]
+    for p0, g, p in zip(w0, grads, seen):
+        assert torch.allclose(p, p0 + rho * g / norm, atol=1e-6)
+    nn.functional.mse_loss(model(x), y).backward()
+    perturbed_grads = [p.grad.clone() for p in model.parameters()]
+    optimizer.second_step()
+    for p0, g, p in zip(w0, perturbed_grads, model.parameters()):
+        assert torch.allclose(p, p0 - lr * g, atol=1e-6)  # back at w, stepped with g(w + e)
+    assert any(not torch.allclose(a, b) for a, b in zip(grads, perturbed_grads))
+
+
+def test_sam_updates_batch_norm_statistics_on_the_first_pass_only():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    x = torch.randn(32, 3) * 3 + 1
+    optimizer = SAM(model.parameters(), torch.optim.SGD, rho=0.5, lr=0.1)
+    model(x).pow(2).mean().backward()
+    after_first = model[1].running_mean.clone()
+    optimizer.first_step(zero_grad=True)
+    freeze_running_stats(model)
+    model(x).pow(2).mean().backward()
+    restore_running_stats(model)
+    optimizer.second_step()
+    assert torch.equal(model[1].running_mean, after_first)
+    assert model[1].momentum == 0.1
+
+
+def synthetic_sets(tmp_path, label_in):
+    items, faces = make_photos(tmp_path / "train", 300, label_in, seed=1)
+    val_items, val_faces = make_photos(tmp_path / "val", 90, label_in, seed=2)
+    return (FaceCrops(items, faces, TINY, augment=True),
+            FaceCrops(val_items, val_faces, TINY))
+
+
+def test_stage_gate_changes_only_the_gating_head(tmp_path):
+    train_set, val_set = synthetic_sets(tmp_path, "context")
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, train_set, val_set, TrainOptions(stage="gate", epochs=1, batch_size=32),
+          report=lambda line: None)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("gate_head.") for k in changed), changed
+    assert {k for k in before if k.startswith("gate_head.")} == changed
+
+
+@pytest.mark.parametrize("label_in, stronger, weaker", [("context", 1, 0), ("face", 0, 1)])
+def test_the_gated_model_learns_where_the_label_is(tmp_path, label_in, stronger, weaker):
+    from phototag.vision.evaluate import evaluate
+
+    train_set, val_set = synthetic_sets(tmp_path, label_in)
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    train(model, train_set, val_set,
+          TrainOptions(epochs=4, batch_size=32, lr=3e-3, optimizer="sam"), report=lambda line: None)
+    loader = DataLoader(val_set, batch_size=64)
+    scores = evaluate(model, loader, branches=True)["emotion"]["branches"]
+    blind = "face" if label_in == "context" else "context"
+    assert scores["model"] >= 0.9, scores
+    assert scores[blind] < 0.5, scores  # three classes: chance is 1/3
+    with torch.no_grad():
+        gates = torch.cat([model(f, c, g).gates["emotion"] for f, c, g, _, _ in loader]).mean(0)
+    assert gates[stronger] > gates[weaker], gates
