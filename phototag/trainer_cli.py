@@ -98,9 +98,11 @@ def train(data, val, out, preset, kind, face_backbone, context_backbone, face_si
     from .pipeline import SetupError, _resolve_device
     from .vision.config import PRESETS
     from .vision.models import build_model
-    from .vision.training import TrainOptions, train as run_training
+    from .vision.training import TrainOptions, seed_everything, train as run_training
     from .vision.weightsfile import load_weights, save_weights
     from .weights import WeightsError
+
+    seed_everything(seed)  # before the model is built: its initial weights are part of the run
 
     if init:
         model, _ = load_weights(init)

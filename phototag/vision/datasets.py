@@ -272,9 +272,14 @@ def limit_per_class(items, limit):
 
 
 def split_holdout(items, fraction):
-    """Hold out a fraction by hashed file name (the same file always lands on the same side)."""
-    held = [i for i in items if int(_stable_order(i)[:8], 16) / 0xFFFFFFFF < fraction]
-    kept = [i for i in items if int(_stable_order(i)[:8], 16) / 0xFFFFFFFF >= fraction]
+    """Hold out a fraction by hashed file name (the same file always lands on the same side).
+    The hash is salted: ``limit_per_class`` picks by the plain one, and would pick only
+    held-out files."""
+    def position(item):
+        return int(hashlib.sha1(b"holdout:" + item.path.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    held = [i for i in items if position(i) < fraction]
+    kept = [i for i in items if position(i) >= fraction]
     return kept, held
 
 

@@ -219,10 +219,13 @@ def _make_optimizer(params, options):
     raise ValueError(f"unknown optimizer {options.optimizer!r}: sam or adam")
 
 
-def _schedule(optimizer, options, steps):
+def _schedule(optimizer, options, steps, done=0):
+    """One-cycle over ``steps``, positioned after ``done`` of them (a resumed run; the base
+    optimiser's state must be loaded first). A resumed run may ask for more epochs than the
+    stopped one: the cycle is then stretched over the new total."""
     base = optimizer.base_optimizer if isinstance(optimizer, SAM) else optimizer
     return torch.optim.lr_scheduler.OneCycleLR(base, max_lr=options.lr, total_steps=max(1, steps),
-                                               pct_start=0.2)
+                                               pct_start=0.2, last_epoch=done - 1)
 
 
 def train_stage(model, stage, train_set, val_set, options, device, report=print, start_epoch=0,
@@ -236,10 +239,10 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
     params = set_stage_mode(model, stage)
     optimizer = _make_optimizer(params, options)
     loader = _loader(train_set, options, shuffle=True, tasks=tasks)
-    scheduler = _schedule(optimizer, options, options.epochs * len(loader))
     if resume_state:
         optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
+    scheduler = _schedule(optimizer, options, options.epochs * len(loader),
+                          done=start_epoch * len(loader) if resume_state else 0)
     val_loader = _loader(val_set, options, shuffle=False, tasks=tasks) if val_set else None
     for epoch in range(start_epoch, options.epochs):
         started = time.monotonic()
@@ -279,7 +282,7 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
         history.append(entry)
         report(_describe(entry, options.epochs))
         if options.checkpoint:
-            save_checkpoint(options.checkpoint, model, stage, epoch + 1, optimizer, scheduler, history)
+            save_checkpoint(options.checkpoint, model, stage, epoch + 1, optimizer, history)
     return history
 
 
@@ -289,14 +292,13 @@ def _describe(entry, epochs):
     return f"stage {entry.stage} epoch {entry.epoch}/{epochs}: loss {entry.train_loss:.3f}{val} ({entry.seconds:.0f} s)"
 
 
-def save_checkpoint(path, model, stage, epoch, optimizer, scheduler, history):
+def save_checkpoint(path, model, stage, epoch, optimizer, history):
     state = {
         "config": model.config.to_json(),
         "model": model.state_dict(),
         "stage": stage,
         "epoch": epoch,
         "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
         "history": json.dumps([asdict(h) for h in history]),
     }
     tmp = f"{path}.part"
@@ -323,6 +325,9 @@ def train(model, train_set, val_set, options, device="cpu", report=print):
     history, start_stage, start_epoch, resume_state = [], None, 0, None
     if options.resume and options.checkpoint and Path(options.checkpoint).is_file():
         state = load_checkpoint(options.checkpoint)
+        if state["config"] != model.config.to_json():
+            raise ValueError(f"{options.checkpoint} was made with another model configuration; "
+                             f"resume with the same options, or delete it to start afresh")
         model.load_state_dict(state["model"])
         history = [EpochLog(**h) for h in json.loads(state["history"])]
         start_stage, start_epoch = state["stage"], state["epoch"]

@@ -1,0 +1,119 @@
+"""Training on real data (small slices of ../shared, tiny configurations) and the trained model in
+`phototag index`."""
+
+import json
+import os
+
+import pytest
+
+from conftest import PHOTOS, SHARED, copy_photos, db_rows, needs_shared, phototag_env, run_phototag
+
+DATA = SHARED / "data"
+FER = DATA / "emotion" / "fer2013"
+UTK = DATA / "age" / "utkface_200" / "images"
+pytestmark = [needs_shared, pytest.mark.skipif(not FER.is_dir(), reason="needs ../shared/data/emotion")]
+
+TINY = ["--preset", "tiny", "--batch-size", "32", "--seed", "0"]
+
+
+def three_classes(tmp_path, split):
+    """happy / surprise / sad from FER2013, as a folder of links (the data stays in ../shared)."""
+    folder = tmp_path / f"fer-{split}"
+    folder.mkdir()
+    for name in ("happy", "surprise", "sad"):
+        os.symlink(FER / split / name, folder / name)
+    return folder
+
+
+def test_training_on_fer2013_lowers_validation_loss_and_beats_chance(tmp_path):
+    out = tmp_path / "face.safetensors"
+    run_phototag(
+        tmp_path, "train", *TINY, "--face-backbone", "resnet10t", "--face-size", "48",
+        "--stage", "face", "--task", "emotion", "--optimizer", "adam", "--lr", "3e-3",
+        "--epochs", "4", "--limit-per-class", "200",
+        "--data", f"emotion:{three_classes(tmp_path, 'train')}",
+        "--val", f"emotion:{three_classes(tmp_path, 'val')}", "--out", out,
+    )
+    history = json.loads((tmp_path / "face.safetensors.json").read_text())["history"]
+    assert len(history) == 4
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    assert history[-1]["val_accuracy"]["emotion"] >= 0.45  # three classes: chance is 1/3
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sam"])
+def test_train_runs_with_either_optimizer_and_eval_reports(tmp_path, optimizer):
+    out = tmp_path / "m.safetensors"
+    result = run_phototag(
+        tmp_path, "train", *TINY, "--optimizer", optimizer, "--epochs", "1", "--task", "emotion",
+        "--limit-per-class", "8", "--data", f"emotion:{FER / 'train'}", "--out", out,
+    )
+    assert "stage gate epoch 1/1" in result.stderr and "no class for disgust" in result.stderr
+    info = json.loads((tmp_path / "m.safetensors.json").read_text())
+    assert info["optimizer"] == optimizer and [h["stage"] for h in info["history"]] == ["face", "context", "gate"]
+    report = json.loads(run_phototag(
+        tmp_path, "eval", out, "--branches", "--json", "--limit-per-class", "5",
+        "--data", f"emotion:{FER / 'val'}",
+    ).stdout)["emotion"]
+    assert report["samples"] == 30
+    assert set(report["branches"]) == {"model", "face", "context"}
+    assert len(report["confusion"]["matrix"]) == 6 and "accuracy_five" in report
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    out = tmp_path / "m.safetensors"
+    common = [*TINY, "--task", "emotion", "--stage", "face", "--limit-per-class", "5",
+              "--data", f"emotion:{FER / 'train'}", "--out", out]
+    run_phototag(tmp_path, "train", *common, "--epochs", "1")
+    resumed = run_phototag(tmp_path, "train", *common, "--epochs", "2", "--resume")
+    assert "resuming after stage face epoch 1" in resumed.stderr
+    assert "epoch 2/2" in resumed.stderr and "epoch 1/2" not in resumed.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained here on both tasks (a few FER2013 and UTKFace images)."""
+    tmp_path = tmp_path_factory.mktemp("trained")
+    out = tmp_path / "both.safetensors"
+    run_phototag(
+        tmp_path, "train", *TINY, "--epochs", "1", "--limit-per-class", "6", "--task", "both",
+        "--data", f"emotion:{FER / 'train'}", "--data", f"age:{UTK}", "--out", out,
+    )
+    return out
+
+
+def test_index_fills_emotion_age_and_gates_and_search_finds_them(tmp_path, trained):
+    lib = copy_photos(["people/serengil__couple.jpg", "people/ultralight__8.jpg"], tmp_path / "lib")
+    result = run_phototag(tmp_path, "index", "--model", trained, lib)
+    assert "tagging is off" not in result.stderr
+    db = tmp_path / "db" / "index.db"
+    faces = db_rows(db, "SELECT emotion, emotion_score, emotion_probs, age_group, age_score, "
+                        "gate_face, gate_context FROM faces")
+    assert len(faces) > 10
+    for emotion, e_score, probs, age, a_score, gate_face, gate_context in faces:
+        assert emotion and age and 0 < e_score <= 1 and 0 < a_score <= 1
+        assert abs(sum(json.loads(probs).values()) - 1) < 1e-2
+        assert set(json.loads(gate_face)) == set(json.loads(gate_context)) == {"emotion", "age"}
+    model = db_rows(db, "SELECT DISTINCT model FROM photos")
+    assert model == [(f"retinaface_mobilenet0.25_Final+{model[0][0].split('+')[1]}",)]
+    emotion, age = faces[0][0], faces[0][3]
+    found = run_phototag(tmp_path, "search", "--emotion", emotion, "--age", age, "--format", "json")
+    rows = json.loads(found.stdout)
+    assert rows and all(r["emotion"] == emotion and r["age_group"] == age for r in rows)
+
+
+def test_without_trained_weights_index_says_tagging_is_off(tmp_path):
+    lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
+    result = run_phototag(tmp_path, "index", lib)
+    assert "emotion and age tagging is off" in result.stderr
+    assert db_rows(tmp_path / "db" / "index.db", "SELECT count(*) FROM faces WHERE emotion IS NOT NULL") == [(0,)]
+
+
+def test_untrained_weights_are_refused(tmp_path):
+    from phototag.vision.config import PRESETS
+    from phototag.vision.models import build_model
+    from phototag.vision.weightsfile import save_weights
+
+    path = save_weights(build_model(PRESETS["tiny"]), tmp_path / "untrained.safetensors")
+    lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
+    result = run_phototag(tmp_path, "index", "--model", path, lib, check=False)
+    assert result.returncode == 1 and "records no training" in result.stderr
