@@ -50,11 +50,16 @@ class DatasetReport:
         self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
 
-def emotion_index(label):
+def dataset_class(label):
+    """A dataset's class name, lower case; CAER-S's numbers become its names."""
     label = str(label).strip().lower()
     if label.isdigit() and int(label) < len(CAER_LABELS):
-        label = CAER_LABELS[int(label)]
-    name = EMOTION_ALIASES.get(label)
+        return CAER_LABELS[int(label)]
+    return label
+
+
+def emotion_index(label):
+    name = EMOTION_ALIASES.get(dataset_class(label))
     return EMOTIONS.index(name) if name else None
 
 
@@ -81,7 +86,7 @@ def _label(item, task, raw, report):
     if task == "emotion":
         index = emotion_index(raw)
         if index is None:
-            report.leave_out(f"no class for {str(raw).strip().lower()}")
+            report.leave_out(f"no class for {dataset_class(raw)}")
             return False
         item.emotion = index
     else:
