@@ -144,10 +144,12 @@ def _install_stop_handlers(stop):
                    "[default: the weights shipped with phototag, if any]  [env: PHOTOTAG_MODEL]")
 @click.option("--device", default="auto", show_default=True,
               help="Where the models run: auto (a GPU if PyTorch sees one), cpu, cuda, cuda:N.")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1),
-              help="Photos decoded and written per batch (one transaction each).")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Photos decoded, detected and written per batch (one transaction each).  "
+                   "[default: 8 on the CPU, 32 on a GPU]")
 @click.option("--workers", type=click.IntRange(0), default=None,
-              help="Decoding processes; 0 decodes in the main process.  [default: cores-1, at most 4]")
+              help="Decoding processes; 0 decodes in the main process.  "
+                   "[default: cores - 1, at most 4 on the CPU and 8 with a GPU]")
 @click.option("--max-size", default=1600, show_default=True, type=click.IntRange(64),
               help="Long side, in pixels, photos are decoded at for detection; boxes are stored "
                    "in full-resolution pixels all the same.")

@@ -6,6 +6,7 @@ Nothing here imports torch until there is a photo to look at, so a run that find
 
 import functools
 import os
+import queue
 import threading
 from dataclasses import dataclass, field
 
@@ -25,8 +26,8 @@ class IndexOptions:
     roots: list
     weights_dir: str = None
     device: str = "auto"
-    batch_size: int = 8
-    workers: int = None
+    batch_size: int = None  # None: 8 photos on the CPU, 32 on a GPU
+    workers: int = None  # None: cores - 1 (at most 4) on the CPU, up to 8 with a GPU
     max_size: int = 1600
     min_score: float = 0.6
     min_face: int = 0
@@ -35,6 +36,7 @@ class IndexOptions:
     reprocess: bool = False
     retry_errors: bool = False
     attributes: str = None  # path of trained emotion/age weights; None: tagging is off
+    allow_untrained: bool = False  # speed benchmarks only: they throw their index away
 
     @functools.cached_property
     def model_id(self):
@@ -80,8 +82,15 @@ class Reporter:
         pass
 
 
-def default_workers():
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+def default_workers(device="cpu"):
+    cores = os.cpu_count() or 1
+    if str(device).startswith("cuda"):
+        return max(1, min(8, cores - 1))
+    return max(1, min(4, cores - 1))
+
+
+def default_batch_size(device="cpu"):
+    return 32 if str(device).startswith("cuda") else 8
 
 
 def run_index(index, options, reporter=None, stop=None):
@@ -142,15 +151,66 @@ def _resolve_device(name):
 class _PhotoFiles:
     """A map-style dataset: DataLoader workers read and decode photos in parallel."""
 
-    def __init__(self, entries, max_size):
+    def __init__(self, entries, max_size, as_tensors=False):
         self.entries = entries
         self.max_size = max_size
+        self.as_tensors = as_tensors
 
     def __len__(self):
         return len(self.entries)
 
     def __getitem__(self, i):
-        return load(self.entries[i], self.max_size)
+        photo = load(self.entries[i], self.max_size)
+        if self.as_tensors and photo.pixels is not None:
+            import torch
+
+            photo.pixels = torch.from_numpy(photo.pixels)
+        return photo
+
+
+class _Batch(list):
+    """A batch of decoded photos; the DataLoader pins their pixels for fast copies to a GPU."""
+
+    def pin_memory(self):
+        for photo in self:
+            if photo.pixels is not None:
+                photo.pixels = photo.pixels.pin_memory()
+        return self
+
+
+class _Writer(threading.Thread):
+    """Writes batches to the index in the background (one transaction each), so the models
+    never wait for SQLite. A write error stops the run at the next batch."""
+
+    def __init__(self, index):
+        super().__init__(name="phototag-writer", daemon=True)
+        self.index = index
+        self.queue = queue.Queue(maxsize=2)
+        self.error = None
+
+    def run(self):
+        while True:
+            records = self.queue.get()
+            if records is None:
+                return
+            if self.error is None:
+                try:
+                    self.index.write_photos(records)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.error = exc
+
+    def write(self, records):
+        self.check()
+        self.queue.put(records)
+
+    def check(self):
+        if self.error is not None:
+            raise self.error
+
+    def close(self):
+        self.queue.put(None)
+        self.join()
+        self.check()
 
 
 def _ignore_sigint(_worker_id):
@@ -161,7 +221,7 @@ def _ignore_sigint(_worker_id):
 
 
 def _keep_list(batch):
-    return batch
+    return _Batch(batch)
 
 
 def _process(index, todo, options, summary, reporter, stop):
@@ -177,35 +237,43 @@ def _process(index, todo, options, summary, reporter, stop):
         from .vision.attributes import AttributeTagger
 
         try:
-            tagger = AttributeTagger(options.attributes, device=device)
+            tagger = AttributeTagger(options.attributes, device=device,
+                                     allow_untrained=options.allow_untrained)
         except (ValueError, OSError) as exc:
             raise SetupError(f"cannot use {options.attributes}: {exc}") from None
     else:
         reporter.note("note: emotion and age tagging is off: no trained weights ship with this "
                       "phototag yet; pass --model FILE to use weights from `phototag train`")
-    workers = default_workers() if options.workers is None else options.workers
+    workers = default_workers(device) if options.workers is None else options.workers
+    on_gpu = device.startswith("cuda")
     loader = DataLoader(
-        _PhotoFiles(todo, options.max_size),
-        batch_size=options.batch_size,
+        _PhotoFiles(todo, options.max_size, as_tensors=on_gpu),
+        batch_size=options.batch_size or default_batch_size(device),
         num_workers=workers,
         collate_fn=_keep_list,
+        pin_memory=on_gpu,
         worker_init_fn=_ignore_sigint if workers else None,
     )
     reporter.start(len(todo))
-    with torch.inference_mode():
-        for batch in loader:
-            records = _detect_batch(detector, tagger, batch, options)
-            index.write_photos(records)
-            faces = sum(len(r.faces) for r in records)
-            failed = [r for r in records if r.status == "error"]
-            summary.processed += len(records)
-            summary.errors += len(failed)
-            summary.faces += faces
-            summary.error_list += [(r.path, r.error) for r in failed]
-            reporter.advance(len(records), faces)
-            if stop.is_set():
-                summary.interrupted = True
-                break
+    writer = _Writer(index)
+    writer.start()
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                records = _detect_batch(detector, tagger, batch, options)
+                writer.write(records)
+                faces = sum(len(r.faces) for r in records)
+                failed = [r for r in records if r.status == "error"]
+                summary.processed += len(records)
+                summary.errors += len(failed)
+                summary.faces += faces
+                summary.error_list += [(r.path, r.error) for r in failed]
+                reporter.advance(len(records), faces)
+                if stop.is_set():
+                    summary.interrupted = True
+                    break
+    finally:
+        writer.close()
 
 
 def _detect_batch(detector, tagger, photos, options):

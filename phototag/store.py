@@ -168,7 +168,9 @@ class Index:
         else:
             _create_private(self.path)
         try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # An index run writes from its writer thread, one thread at a time.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
             if not readonly:

@@ -104,9 +104,25 @@ def test_context_masks_its_own_face_and_gate_does_not():
         inside = (slice(int((y1 + top) / step) + 1, int((y2 + top) / step) - 1),
                   slice(int(x1 / step) + 1, int(x2 / step) - 1))
         assert regions.context[k][:, inside[0], inside[1]].abs().max() == 0
-        assert regions.gate[k][:, inside[0], inside[1]].mean() > 0.2
+        assert regions.gates_per_face()[k][:, inside[0], inside[1]].mean() > 0.2
     other = regions.context[0][:, int((20 + top) / step) + 2, int(120 / step)]
     assert other.abs().sum() > 0  # the other face stays visible in this face's context
+
+
+def test_faces_of_one_photo_share_one_gate_crop_and_answer_as_if_each_had_its_own():
+    photo = torch.rand(3, 90, 120)
+    boxes = torch.tensor([[10.0, 10.0, 40.0, 45.0], [60.0, 20.0, 90.0, 55.0], [30.0, 50.0, 55.0, 80.0]])
+    points = torch.stack([TEMPLATE * 30 + b[:2] for b in boxes])
+    shared = face_regions(photo, boxes, points, TINY.face_size, TINY.context_size)
+    assert len(shared.gate) == 1 and shared.gate_index.tolist() == [0, 0, 0]
+    own = face_regions(photo, boxes, points, TINY.face_size, TINY.context_size, context_scale=2.0)
+    assert len(own.gate) == 3
+    model = build_model(TINY).eval()
+    with torch.no_grad():
+        once = model(shared.face, shared.context, shared.gate, shared.gate_index)
+        each = model(shared.face, shared.context, shared.gates_per_face())
+    for task in ("emotion", "age"):
+        assert torch.allclose(once.logits[task], each.logits[task], atol=1e-5)
 
 
 def test_sam_second_pass_runs_at_the_perturbed_weights():

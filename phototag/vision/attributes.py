@@ -1,5 +1,7 @@
 """The attributes stage of an index run: emotion and age group for every detected face."""
 
+import contextlib
+
 import torch
 
 from .regions import face_regions, photo_tensor
@@ -10,10 +12,13 @@ from .weightsfile import load_weights
 class AttributeTagger:
     """A trained attribute model over batches of faces from many photos."""
 
-    def __init__(self, path, device="cpu", face_batch=64):
+    def __init__(self, path, device="cpu", face_batch=64, allow_untrained=False):
+        """``allow_untrained`` is for speed benchmarks only, which throw their index away."""
         self.device = torch.device(device)
         self.model, self.info = load_weights(path, self.device)
-        if not self.info.get("epochs"):
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if not self.info.get("epochs") and not allow_untrained:
             raise ValueError(f"{path} records no training: phototag stores no untrained predictions")
         self.config = self.model.config
         self.id = weights_id(path)
@@ -36,17 +41,19 @@ class AttributeTagger:
         results = [[] for _ in photos]
         if not crops:
             return results
-        face = torch.cat([r.face for r in crops])
-        context = torch.cat([r.context for r in crops])
-        gate = torch.cat([r.gate for r in crops])
         answers = []
-        for start in range(0, len(face), self.face_batch):
-            part = slice(start, start + self.face_batch)
-            out = self.model(face[part], context[part], gate[part])
-            answers += self._describe(out, len(face[part]))
+        for face, context, gate, gate_index in _face_batches(crops, self.face_batch):
+            with self._autocast():
+                out = self.model(face, context, gate, gate_index)
+            answers += self._describe(out, len(face))
         for owner, answer in zip(owners, answers):
             results[owner].append(answer)
         return results
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
 
     def _describe(self, out, count):
         labels = {"emotion": self.config.emotions, "age": self.config.age_groups}
@@ -66,3 +73,20 @@ class AttributeTagger:
                 answer["gate_context"] = {t: round(float(gates[t][i, 1]), 4) for t in labels}
             answers.append(answer)
         return answers
+
+
+def _face_batches(crops, size):
+    """Faces of many photos in batches of about ``size``, each with the distinct gate crops its
+    faces need (a photo's whole-photo crop goes through GatingNet once, not once per face)."""
+    face = torch.cat([r.face for r in crops])
+    context = torch.cat([r.context for r in crops])
+    offsets, total = [], 0
+    for r in crops:
+        offsets.append(r.gate_index + total)
+        total += len(r.gate)
+    gate_all = torch.cat([r.gate for r in crops])
+    gate_index_all = torch.cat(offsets)
+    for start in range(0, len(face), size):
+        part = slice(start, start + size)
+        needed, gate_index = torch.unique(gate_index_all[part], return_inverse=True)
+        yield face[part], context[part], gate_all[needed], gate_index

@@ -83,6 +83,8 @@ class Detector:
                  keep_top_k=750):
         self.device = torch.device(device)
         self.model = load_retinaface(weights_path, self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.config = self.model.config
         self.confidence = confidence
         self.nms_iou = nms_iou
@@ -99,7 +101,12 @@ class Detector:
         if not images:
             return []
         batch = to_network_input(images, self.device)
-        offsets, scores, landmark_offsets = self.model(batch)
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                outputs = self.model(batch.contiguous(memory_format=torch.channels_last))
+            offsets, scores, landmark_offsets = (t.float() for t in outputs)
+        else:
+            offsets, scores, landmark_offsets = self.model(batch)
         priors = anchors(batch.shape[2], batch.shape[3], self.config, self.device)
         variance = self.config["variance"]
         threshold = max(self.confidence, 0.0)

@@ -133,11 +133,15 @@ class GatedModel(nn.Module):
     def context_branch(self, context):
         return self.context_heads(self.context_encoder(context))
 
-    def forward(self, face, context, gate):
+    def forward(self, face, context, gate, gate_index=None):
+        """``gate`` holds one unmasked crop per face, or, with ``gate_index``, the distinct
+        crops and which one each face uses (faces of one photo share the whole-photo crop)."""
         face_logits = self.face_branch(face)
         # Context and GatingNet share the backbone and attention: one batch through both.
         encoded = self.context_encoder(torch.cat([context, gate]))
         context_features, gate_features = encoded[: len(context)], encoded[len(context):]
+        if gate_index is not None:
+            gate_features = gate_features[gate_index]
         context_logits = self.context_heads(context_features)
         gates = self.gate_head(gate_features)
         logits = {
@@ -182,7 +186,7 @@ class FusionModel(nn.Module):
         self.fusion = AdaptiveFusion(self.face_encoder.features, self.context_encoder.features,
                                      config.tasks, dropout=config.dropout)
 
-    def forward(self, face, context, gate=None):
+    def forward(self, face, context, gate=None, gate_index=None):
         logits, weights = self.fusion(self.face_encoder(face), self.context_encoder(context))
         return ModelOutput(logits, gates={task: weights for task in logits})
 
@@ -215,7 +219,7 @@ class CAERNet(nn.Module):
         self.attention = SpatialAttention(256, hidden=128)
         self.fusion = AdaptiveFusion(256, 256, config.tasks, dropout=config.dropout)
 
-    def forward(self, face, context, gate=None):
+    def forward(self, face, context, gate=None, gate_index=None):
         face_features = self.face_stream(self.normalise(face)).mean(dim=(2, 3))
         context_features = self.attention(self.context_stream(self.normalise(context)))
         logits, weights = self.fusion(face_features, context_features)

@@ -26,7 +26,11 @@ TEMPLATE = torch.tensor(
 class Regions:
     face: torch.Tensor  # K×3×face_size×face_size, float RGB in [0, 1]
     context: torch.Tensor  # K×3×context_size×context_size, the face masked
-    gate: torch.Tensor  # the same crops unmasked
+    gate: torch.Tensor  # G×3×context_size×context_size: the distinct unmasked crops
+    gate_index: torch.Tensor  # K: which gate crop belongs to each face
+
+    def gates_per_face(self):
+        return self.gate[self.gate_index]
 
 
 def photo_tensor(pixels, device="cpu"):
@@ -118,12 +122,23 @@ def face_regions(photo, boxes, landmarks, face_size, context_size, context_scale
     step = sides / context_size
     cA = torch.diag_embed(torch.stack([step, step], -1))
     cb = centres - sides[:, None] / 2
-    gate = sample(photo, cA, cb, context_size)
+    whole_photo = not (context_scale and context_scale > 0)
+    if whole_photo:
+        # Every face of the photo shares one unmasked crop: cut it (and gate it) once.
+        gate = sample(photo, cA[:1], cb[:1], context_size)
+        gate_index = torch.zeros(len(boxes), dtype=torch.long, device=photo.device)
+        unmasked = gate.expand(len(boxes), -1, -1, -1)
+    else:
+        gate = sample(photo, cA, cb, context_size)
+        gate_index = torch.arange(len(boxes), device=photo.device)
+        unmasked = gate
     # Black out each face's own box in its context crop.
     corners = (boxes.view(-1, 2, 2) - cb[:, None, :]) / step[:, None, None]
     steps = torch.arange(context_size, device=photo.device, dtype=torch.float32) + 0.5
     inside_x = (steps[None] >= corners[:, 0, 0:1]) & (steps[None] <= corners[:, 1, 0:1])
     inside_y = (steps[None] >= corners[:, 0, 1:2]) & (steps[None] <= corners[:, 1, 1:2])
     mask = inside_y[:, :, None] & inside_x[:, None, :]
-    context = gate.masked_fill(mask[:, None], 0.0)
-    return Regions(face, context, gate)
+    context = unmasked.masked_fill(mask[:, None], 0.0)
+    if len(boxes) == 0:
+        gate = gate[:0]
+    return Regions(face, context, gate, gate_index)

@@ -104,7 +104,7 @@ class FaceCrops(Dataset):
             jitter = (A[None], b[None])
         regions = face_regions(photo, boxes, points, self.config.face_size,
                                self.config.context_size, self.config.context_scale, jitter)
-        face, context, gate = regions.face[0], regions.context[0], regions.gate[0]
+        face, context, gate = regions.face[0], regions.context[0], regions.gates_per_face()[0]
         if self.augment:
             if torch.rand(1, generator=generator).item() < 0.5:
                 face, context, gate = face.flip(-1), context.flip(-1), gate.flip(-1)
@@ -124,8 +124,10 @@ def _loader(dataset, options, shuffle, tasks):
             weights[known] += 1.0 / counts[labels[known]]
         sampler = WeightedRandomSampler(weights, len(dataset),
                                         generator=torch.Generator().manual_seed(options.seed))
+    # Batch norm cannot train on a batch of one: drop a last, incomplete training batch.
+    drop_last = shuffle and len(dataset) > options.batch_size
     return DataLoader(dataset, batch_size=options.batch_size, shuffle=shuffle and sampler is None,
-                      sampler=sampler, num_workers=options.workers, drop_last=False,
+                      sampler=sampler, num_workers=options.workers, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(options.seed) if shuffle else None)
 
 
@@ -259,6 +261,8 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
                 loss.backward()
                 return loss
 
+            if len(face) < 2:
+                continue
             loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age, weights)
             if loss is None:
                 continue

@@ -1,0 +1,96 @@
+"""Peak memory of `phototag index`: it must not grow with the library.
+
+    python bench/memory.py [--small 1000] [--large 10000] [--keep DIR]
+
+Runs the real CLI (default batch size and workers) and samples the resident memory of its whole
+process tree (main process and decoding workers) every 20 ms. Libraries: --small and --large
+generated 320×240 photos (the large one then rerun with no change), and five 50-megapixel JPEGs,
+which must be decoded at reduced scale, never held at full size (150 MB each). Ratios last.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.library import WEIGHTS, make_library  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss(pid):
+    """Resident bytes of ``pid`` and all its descendants."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    stack += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def peak_of(command, env):
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+
+    def sample():
+        nonlocal peak
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    _, stderr = process.communicate()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(stderr)
+    return peak, time.perf_counter() - started, stderr.strip().splitlines()[-1]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=10_000)
+    parser.add_argument("--keep", help="folder for the generated libraries (reused)")
+    args = parser.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-memory-"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PHOTOTAG_WEIGHTS=str(WEIGHTS))
+    results = {}
+    runs = [("small", args.small, (320, 240)), ("large", args.large, (320, 240)), ("50MP", 5, (8660, 5773))]
+    for name, count, size in runs:
+        library = work / name
+        make_library(library, count, size=size, faces=(1, 4), quality=85)
+        db = work / f"{name}.db"
+        for leftover in work.glob(f"{name}.db*"):
+            leftover.unlink()
+        command = [sys.executable, "-m", "phototag", "index", "--quiet", "--db", str(db), str(library)]
+        results[name] = peak_of(command, env)
+        print(f"{name:>5}: {count:>6,} photos {size[0]}×{size[1]}: peak {results[name][0] / 2**20:7.0f} MiB "
+              f"in {results[name][1]:6.0f} s  ({results[name][2]})")
+        if name == "large":
+            results["rerun"] = peak_of(command, env)
+            print(f"rerun: {count:>6,} photos, no change:  peak {results['rerun'][0] / 2**20:7.0f} MiB "
+                  f"in {results['rerun'][1]:6.1f} s")
+    full_size = 8660 * 5773 * 3
+    print(f"one 50-megapixel photo decoded at full size would be {full_size / 2**20:.0f} MiB")
+    print(f"ratio peak {args.large:,} / {args.small:,} photos: {results['large'][0] / results['small'][0]:.2f}")
+    print(f"ratio peak no-change rerun / {args.small:,} photos: {results['rerun'][0] / results['small'][0]:.2f}")
+    print(f"ratio peak 50MP / {args.small:,} small photos: {results['50MP'][0] / results['small'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

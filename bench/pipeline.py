@@ -1,0 +1,127 @@
+"""Each stage of an index run alone, then the whole run: does the pipeline add little beyond
+its slowest stage?
+
+    python bench/pipeline.py [--photos 16] [--preset cpu|original] [--device auto] [--keep DIR]
+
+Libraries: generated 12-megapixel JPEGs (real faces from ../shared pasted on blurred real
+scenes) and ../shared/data/photos. Stages, in photos/s: decode (DataLoader workers, as the
+index run uses them), detection alone on pre-decoded photos, the attribute model alone (regions
+and forward) on pre-decoded photos and their detections, and the full `index` run with its
+SQLite writes. The attribute weights are untrained (speed does not depend on training): the
+index made here is thrown away. Ratios last.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
+from phototag.library import scan  # noqa: E402
+from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, _detect_batch, _keep_list,  # noqa: E402
+                               _PhotoFiles, _resolve_device, default_batch_size, default_workers,
+                               run_index)
+from phototag.store import Index  # noqa: E402
+from phototag.vision.attributes import AttributeTagger  # noqa: E402
+from phototag.vision.config import PRESETS  # noqa: E402
+from phototag.vision.detect import Detector  # noqa: E402
+from phototag.vision.models import build_model  # noqa: E402
+from phototag.vision.weightsfile import save_weights  # noqa: E402
+
+
+def timed(function):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    result = function()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, result
+
+
+def measure(root, model_path, device, batch_size, workers):
+    entries = [e for e in scan.walk([root]).files if e.error is None]
+    n = len(entries)
+    options = IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), device=device,
+                           batch_size=batch_size, workers=workers, attributes=str(model_path),
+                           allow_untrained=True)
+
+    def decode_all():
+        loader = DataLoader(_PhotoFiles(entries, options.max_size), batch_size=batch_size,
+                            num_workers=workers, collate_fn=_keep_list)
+        return [photo for batch in loader for photo in batch]
+
+    decode_s, photos = timed(decode_all)
+    detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS), device=device)
+    tagger = AttributeTagger(model_path, device=device, allow_untrained=True)
+    batches = [photos[i:i + batch_size] for i in range(0, n, batch_size)]
+    plain = dataclasses.replace(options, attributes=None)
+    with torch.inference_mode():
+        _detect_batch(detector, None, batches[0], plain)  # warm-up
+        detect_s, _ = timed(lambda: [_detect_batch(detector, None, b, plain) for b in batches])
+        found = []
+        for batch in batches:
+            kept = {}
+            for i, photo in enumerate(batch):
+                if photo.error is None:
+                    kept[i] = detector.detect([photo.pixels], options.min_score)[0]
+            found.append([(batch[i].pixels, f.boxes, f.landmarks) for i, f in kept.items()])
+        tagger.tag(found[0])  # warm-up
+        model_s, _ = timed(lambda: [tagger.tag(group) for group in found])
+    n_faces = sum(len(f[1]) for group in found for f in group)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Index(os.path.join(tmp, "index.db"))
+        full_s, summary = timed(lambda: run_index(store, options))
+        store.close()
+    assert summary.processed == n
+    rates = {"decode": n / decode_s, "detect": n / detect_s, "attributes": n / model_s}
+    return n, n_faces, rates, n / full_s
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--photos", type=int, default=16, help="generated 12-megapixel photos")
+    parser.add_argument("--preset", default=None, help="attribute model: cpu or original "
+                        "[default: original on a GPU, cpu on the CPU]")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--keep", help="folder for the generated photos (reused)")
+    args = parser.parse_args()
+    device = _resolve_device(args.device)
+    preset = args.preset or ("original" if device.startswith("cuda") else "cpu")
+    batch_size = args.batch_size or default_batch_size(device)
+    workers = default_workers(device) if args.workers is None else args.workers
+    work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-pipeline-"))
+    generated = work / "12mp"
+    make_library(generated, args.photos, size=(4000, 3000), faces=(1, 6))
+    model_path = work / f"untrained-{preset}.safetensors"
+    torch.manual_seed(0)
+    save_weights(build_model(PRESETS[preset]), model_path, info={"epochs": 0, "benchmark": True})
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"
+    print(f"device {device} (GPU: {gpu}), {os.cpu_count()} CPU cores, batch {batch_size}, "
+          f"{workers} decode workers, attribute model preset '{preset}'")
+    ratios = []
+    for name, root in (("generated 12 MP JPEGs", generated), ("../shared/data/photos", PHOTOS)):
+        n, n_faces, rates, full = measure(root, model_path, device, batch_size, workers)
+        slowest = min(rates, key=rates.get)
+        print(f"{name}: {n} photos, {n_faces} faces")
+        for stage, rate in rates.items():
+            print(f"  {stage:<11} alone {rate:8.2f} photos/s")
+        print(f"  full index run  {full:8.2f} photos/s")
+        ratios.append((name, slowest, full / rates[slowest]))
+    for name, slowest, ratio in ratios:
+        print(f"ratio full run / slowest stage ({slowest}), {name}: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
