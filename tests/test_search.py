@@ -149,3 +149,22 @@ def test_a_file_that_is_not_an_index_is_refused(tmp_path):
     path.write_text("my notes")
     with pytest.raises(StoreError, match="not a usable phototag index"):
         Index(path)
+
+
+def test_an_index_of_schema_1_is_migrated(tmp_path):
+    import sqlite3
+
+    from phototag.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO photos (path, status, n_faces) VALUES ('/a.jpg', 'done', 1)")
+        conn.execute("INSERT INTO faces (photo_id, idx, emotion, age_group) VALUES (1, 0, 'smile', 'child')")
+    Index(path).close()
+    assert db_rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    indexes = {name for (name,) in db_rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"faces_emotion_age", "faces_age_photo"} <= indexes and "faces_emotion" not in indexes
+    assert db_rows(path, "SELECT count(*) FROM faces JOIN photos ON photos.id = photo_id") == [(1,)]
