@@ -108,6 +108,7 @@ def run_index(index, options, reporter=None, stop=None):
         plan = scan.plan(
             walked, indexed, options.roots,
             reprocess=options.reprocess, retry_errors=options.retry_errors,
+            stored_hashes=index.hashes,
         )
         summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
         if plan.moved:
@@ -116,26 +117,13 @@ def run_index(index, options, reporter=None, stop=None):
         if plan.gone:
             index.remove([row.id for row in plan.gone])
             summary.removed = len(plan.gone)
-        summary.other_models = _other_models(indexed, options, plan)
         if plan.todo:
             _process(index, plan.todo, options, summary, reporter, stop)
+        summary.other_models = index.other_models(options.roots, options.model_id)
         status = "interrupted" if summary.interrupted else "finished"
         return summary
     finally:
         index.finish_run(run_id, status, summary.counts())
-
-
-def _other_models(indexed, options, plan):
-    """Finished photos under the roots whose rows other weights made, by model id."""
-    skip = {entry.path for entry in plan.todo} | {row.path for row in plan.gone}
-    roots = [os.path.abspath(r) for r in options.roots]
-    counts = {}
-    for row in indexed.values():
-        if row.status != "done" or row.model == options.model_id or row.path in skip:
-            continue
-        if scan.is_under(row.path, roots):
-            counts[row.model] = counts.get(row.model, 0) + 1
-    return counts
 
 
 def _resolve_device(name):

@@ -239,14 +239,41 @@ class Index:
     # -- what index runs read and write ------------------------------------------------------
 
     def indexed_files(self):
-        rows = self.conn.execute(
-            "SELECT id, path, size, mtime_ns, hash, status, model FROM photos"
-        )
+        """Every photo row as an IndexedFile, by path; ``hash`` and ``model`` are left out
+        (None): a rerun compares sizes and times, and asks ``hashes`` only for vanished photos."""
+        rows = self.conn.execute("SELECT id, path, size, mtime_ns, status FROM photos").fetchall()
+        make = tuple.__new__
         files = {}
-        for id_, path, size, mtime_ns, hash_, status, model in rows:
-            path = path_from_db(path)
-            files[path] = IndexedFile(id_, path, size, mtime_ns, hash_, status, model)
+        for id_, path, size, mtime_ns, status in rows:
+            if type(path) is bytes:  # a name that is not UTF-8
+                path = path_from_db(path)
+            files[path] = make(IndexedFile, (id_, path, size, mtime_ns, None, status, None))
         return files
+
+    def hashes(self, ids):
+        """Content hash of each photo id."""
+        result = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            result.update(self.conn.execute(
+                f"SELECT id, hash FROM photos WHERE id IN ({', '.join('?' * len(part))})", part))
+        return result
+
+    def other_models(self, roots, model):
+        """Finished photos under ``roots`` whose rows other weights made: model id → count."""
+        counts = {}
+        for root in roots:
+            prefix = root.rstrip("/") + "/"
+            # Paths under the root: a range on the unique path index ('0' follows '/').
+            rows = self.conn.execute(
+                "SELECT model, count(*) FROM photos WHERE path >= ? AND path < ? "
+                "AND status = 'done' AND model IS NOT ? GROUP BY model",
+                (prefix, prefix[:-1] + "0", model),
+            )
+            for name, count in rows:
+                counts[name] = counts.get(name, 0) + count
+        return counts
 
     def apply_moves(self, moves):
         """Give moved photos their new path (and mtime); their faces stay as they are."""

@@ -19,7 +19,7 @@ def test_walk_picks_photo_extensions_and_skips_hidden(tmp_path):
     make(tmp_path / "notes.txt")
     make(tmp_path / ".thumbnails" / "c.jpg")
     make(tmp_path / ".hidden.jpg")
-    names = [os.path.basename(f.path) for f in scan.walk([tmp_path]).files]
+    names = sorted(os.path.basename(f.path) for f in scan.walk([tmp_path]).files)
     assert names == ["a.JPG", "b.heic"]
     names = [os.path.basename(f.path) for f in scan.walk([tmp_path], include_hidden=True).files]
     assert sorted(names) == [".hidden.jpg", "a.JPG", "b.heic", "c.jpg"]
@@ -30,7 +30,7 @@ def test_folder_symlinks_are_followed_once(tmp_path):
     os.symlink(tmp_path / "lib", tmp_path / "lib" / "again")
     os.symlink(tmp_path / "elsewhere", tmp_path / "lib" / "linked")
     make(tmp_path / "elsewhere" / "b.jpg")
-    paths = [f.path for f in scan.walk([tmp_path / "lib"]).files]
+    paths = sorted(f.path for f in scan.walk([tmp_path / "lib"]).files)
     assert paths == [str(tmp_path / "lib" / "a.jpg"), str(tmp_path / "lib" / "linked" / "b.jpg")]
 
 

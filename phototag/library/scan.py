@@ -8,14 +8,16 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .formats import wanted_extensions
 
 HASH_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class FileEntry:
+# Named tuples, not dataclasses: a no-change rerun makes one of each per photo in the library,
+# and their construction is a measurable part of its cost (bench/rescan.py).
+class FileEntry(NamedTuple):
     """One photo file as seen by the walk; ``error`` is set when it cannot be read as a file."""
 
     path: str
@@ -24,8 +26,7 @@ class FileEntry:
     error: str = None
 
 
-@dataclass(frozen=True)
-class IndexedFile:
+class IndexedFile(NamedTuple):
     """What the index already knows about one path (a plain view of a ``photos`` row)."""
 
     id: int
@@ -64,10 +65,6 @@ def content_hash(path):
     return digest.hexdigest()
 
 
-def _is_hidden(name):
-    return name.startswith(".")
-
-
 def _link_error(path):
     """Why a symbolic link cannot be followed, in words."""
     try:
@@ -88,12 +85,15 @@ def _file_entry(path, st):
 
 
 def walk(roots, include_hidden=False, extensions=None):
-    """Every photo file under ``roots`` (files or folders), in a stable order.
+    """Every photo file under ``roots`` (files or folders), in the order the file system lists
+    them (``plan`` sorts what there is to do).
 
     Folder symlinks are followed once each; a folder reached twice (a loop) is skipped.
     """
     extensions = extensions or wanted_extensions()
     result = WalkResult()
+    files = result.files
+    new_entry = tuple.__new__  # a FileEntry without the Python-level __new__: 10,000s per walk
     seen_dirs = set()
 
     def visit_file(path):
@@ -117,13 +117,14 @@ def walk(roots, include_hidden=False, extensions=None):
                 return
             seen_dirs.add(key)
             with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = list(it)
         except OSError as exc:
             result.unreadable_dirs.append((path, exc.strerror or str(exc)))
             return
         subdirs = []
         for entry in entries:
-            if not include_hidden and _is_hidden(entry.name):
+            name = entry.name
+            if not include_hidden and name[0] == ".":
                 continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks
@@ -131,8 +132,19 @@ def walk(roots, include_hidden=False, extensions=None):
                 is_dir = False
             if is_dir:
                 subdirs.append(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in extensions:
-                visit_file(entry.path)
+            else:
+                stem, dot, suffix = name.rpartition(".")
+                if not (dot and stem and "." + suffix.lower() in extensions):
+                    continue
+                try:
+                    st = entry.stat()
+                except OSError:
+                    visit_file(entry.path)  # a link that cannot be followed: say why
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    files.append(new_entry(FileEntry, (entry.path, st.st_size, st.st_mtime_ns, None)))
+                else:
+                    files.append(_file_entry(entry.path, st))
         for sub in subdirs:
             visit_dir(sub)
 
@@ -151,11 +163,13 @@ def is_under(path, roots):
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
-def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=content_hash):
+def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=content_hash,
+         stored_hashes=None):
     """Compare the walk with the index rows and decide what to (re)do.
 
     ``indexed`` maps path → IndexedFile for every row in the index; only rows under ``roots``
-    can be found gone, and none inside a folder that could not be listed.
+    can be found gone, and none inside a folder that could not be listed. Rows may come without
+    their hash: ``stored_hashes(ids)`` then gives those of vanished photos (move detection).
     """
     roots = [os.path.abspath(r) for r in roots]
     shadowed = [d for d, _ in walked.unreadable_dirs]
@@ -183,8 +197,12 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
     # A new path holding the bytes of a vanished photo is that photo, moved: keep its faces.
     # Only files whose size matches some vanished photo are hashed.
     by_size = {}
-    for row in gone:
-        if row.status == "done" and row.hash:
+    candidates = [row for row in gone if row.status == "done"]
+    if stored_hashes and candidates and fresh:
+        known = stored_hashes([row.id for row in candidates])
+        candidates = [row._replace(hash=known.get(row.id)) for row in candidates]
+    for row in candidates:
+        if row.hash:
             by_size.setdefault(row.size, []).append(row)
     for entry in fresh:
         candidates = by_size.get(entry.size) if entry.error is None and not reprocess else None
@@ -203,4 +221,5 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
             result.todo.append(entry)
     moved_ids = {row.id for row, _ in result.moved}
     result.gone = [row for row in gone if row.id not in moved_ids]
+    result.todo.sort(key=lambda entry: entry.path)
     return result
