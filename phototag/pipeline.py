@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from . import store, weights
 from .library import scan
-from .library.decode import load
 
 DETECTOR_WEIGHTS = "retinaface_mobilenet0.25_Final.pth"
 
@@ -148,6 +147,8 @@ class _PhotoFiles:
         return len(self.entries)
 
     def __getitem__(self, i):
+        from .library.decode import load  # Pillow and numpy only when there is a photo to read
+
         photo = load(self.entries[i], self.max_size)
         if self.as_tensors and photo.pixels is not None:
             import torch
