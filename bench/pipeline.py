@@ -117,10 +117,12 @@ def main():
         print(f"{name}: {n} photos, {n_faces} faces")
         for stage, rate in rates.items():
             print(f"  {stage:<11} alone {rate:8.2f} photos/s")
-        print(f"  full index run  {full:8.2f} photos/s")
-        ratios.append((name, slowest, full / rates[slowest]))
-    for name, slowest, ratio in ratios:
-        print(f"ratio full run / slowest stage ({slowest}), {name}: {ratio:.2f}")
+        serial = 1 / sum(1 / rate for rate in rates.values())
+        print(f"  full index run  {full:8.2f} photos/s (the stages one after another: {serial:.2f})")
+        ratios.append((name, slowest, full / rates[slowest], full / serial))
+    for name, slowest, ratio, to_serial in ratios:
+        print(f"ratio full run / slowest stage ({slowest}), {name}: {ratio:.2f}; "
+              f"full run / stages in series: {to_serial:.2f}")
 
 
 if __name__ == "__main__":
