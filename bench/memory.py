@@ -2,8 +2,8 @@
 
     python bench/memory.py [--small 1000] [--large 10000] [--keep DIR]
 
-Runs the real CLI (default batch size and workers) and samples the resident memory of its whole
-process tree (main process and decoding workers) every 20 ms. Libraries: --small and --large
+Runs the real CLI (default batch size and workers) and samples the proportional resident memory
+(PSS) of its whole process tree (main process and decoding workers) every 20 ms. Libraries: --small and --large
 generated 320×240 photos (the large one then rerun with no change), and five 50-megapixel JPEGs,
 which must be decoded at reduced scale, never held at full size (150 MB each). Ratios last.
 """
@@ -22,17 +22,20 @@ sys.path.insert(0, str(ROOT))
 
 from bench.library import WEIGHTS, make_library  # noqa: E402
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def tree_rss(pid):
-    """Resident bytes of ``pid`` and all its descendants."""
+    """Proportional resident bytes (PSS) of ``pid`` and all its descendants: pages that forked
+    decoding workers share with the main process count once, not once per process."""
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
         try:
-            with open(f"/proc/{current}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
+            with open(f"/proc/{current}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as f:
                     stack += [int(c) for c in f.read().split()]

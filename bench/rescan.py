@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.library import WEIGHTS, make_library  # noqa: E402
+from bench.timing import best  # noqa: E402
 from phototag.pipeline import IndexOptions, run_index  # noqa: E402
 from phototag.store import Index  # noqa: E402
 
@@ -37,13 +38,6 @@ def bare_walk(root):
     return count
 
 
-def best(function, runs=3):
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return min(times), result
 
 
 def main():

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import best  # noqa: E402
 from phototag.labels import AGE_GROUPS, EMOTIONS  # noqa: E402
 from phototag.store import Index, Query  # noqa: E402
 
@@ -51,13 +52,6 @@ def build(path, faces, photos):
     conn.close()
 
 
-def best(function, runs=5):
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return min(times), result
 
 
 def main():
@@ -92,9 +86,9 @@ def main():
         def cli():
             return subprocess.run(cli_command, env=env, capture_output=True, text=True, check=True).stdout
 
-        raw_s, raw_paths = best(raw)
-        ours_s, our_paths = best(phototag_query)
-        cli_s, cli_out = best(cli)
+        raw_s, raw_paths = best(raw, 5)
+        ours_s, our_paths = best(phototag_query, 5)
+        cli_s, cli_out = best(cli, 5)
         start_s, _ = best(lambda: subprocess.run([sys.executable, "-m", "phototag", "--version"], env=env,
                                                  capture_output=True, check=True))
         assert our_paths == raw_paths == cli_out.split("\n")[:-1], "the three answers differ"
