@@ -64,6 +64,25 @@ def peak_of(command, env):
     return peak, time.perf_counter() - started, stderr.strip().splitlines()[-1]
 
 
+DECODE_ONE = """
+import resource, sys
+from pathlib import Path
+from phototag.library.decode import decode_bytes
+data = Path(sys.argv[1]).read_bytes()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+pixels = decode_bytes(data, None if sys.argv[2] == "full" else int(sys.argv[2]))[0]
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(after - before, pixels.shape)
+"""
+
+
+def decode_growth(path, max_size, env):
+    """How much one decode raises a fresh process's peak memory (MiB), and the pixels' shape."""
+    out = subprocess.run([sys.executable, "-c", DECODE_ONE, str(path), str(max_size)], env=env,
+                         capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    return int(out[0]) / 1024, out[1].strip()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=1_000)
@@ -90,6 +109,10 @@ def main():
                   f"in {results['rerun'][1]:6.1f} s")
     full_size = 8660 * 5773 * 3
     print(f"one 50-megapixel photo decoded at full size would be {full_size / 2**20:.0f} MiB")
+    photo = next((work / "50MP").rglob("*.jpg"))
+    for size in (1600, "full"):
+        growth, shape = decode_growth(photo, size, env)
+        print(f"decoding one 50-megapixel JPEG at max size {size}: peak +{growth:.0f} MiB, pixels {shape}")
     print(f"ratio peak {args.large:,} / {args.small:,} photos: {results['large'][0] / results['small'][0]:.2f}")
     print(f"ratio peak no-change rerun / {args.small:,} photos: {results['rerun'][0] / results['small'][0]:.2f}")
     print(f"ratio peak 50MP / {args.small:,} small photos: {results['50MP'][0] / results['small'][0]:.2f}")
