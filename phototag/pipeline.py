@@ -5,6 +5,7 @@ Nothing here imports torch until there is a photo to look at, so a run that find
 """
 
 import functools
+import json
 import os
 import queue
 import threading
@@ -103,6 +104,15 @@ def run_index(index, options, reporter=None, stop=None):
         walked = scan.walk(options.roots, include_hidden=options.include_hidden)
         summary.seen = len(walked.files)
         summary.unreadable_dirs = walked.unreadable_dirs
+        walk_key = json.dumps([sorted(options.roots), options.include_hidden, options.model_id])
+        digest = scan.fingerprint(walked)
+        if not (options.reprocess or options.retry_errors) and index.walk_unchanged(walk_key, digest):
+            # The nightly case: the same files as the last finished run, and the index untouched
+            # since. No need to read the index or compare.
+            summary.unchanged = summary.seen
+            summary.other_models = index.other_models(options.roots, options.model_id)
+            status = "finished"
+            return summary
         indexed = index.indexed_files()
         plan = scan.plan(
             walked, indexed, options.roots,
@@ -120,6 +130,11 @@ def run_index(index, options, reporter=None, stop=None):
             _process(index, plan.todo, options, summary, reporter, stop)
         summary.other_models = index.other_models(options.roots, options.model_id)
         status = "interrupted" if summary.interrupted else "finished"
+        if not summary.interrupted:
+            # The index now holds what was walked (a file changed meanwhile changes the next
+            # walk). Remembered with the index's generation: any later change to either sends
+            # the next run the long way.
+            index.remember_walk(walk_key, digest)
         return summary
     finally:
         index.finish_run(run_id, status, summary.counts())

@@ -275,9 +275,34 @@ class Index:
                 counts[name] = counts.get(name, 0) + count
         return counts
 
+    def _changed(self):
+        """Count a change to photos or faces (inside the transaction making it)."""
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def generation(self):
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def walk_unchanged(self, key, digest):
+        """Whether the last finished run over ``key`` saw the same walk, and nothing has changed
+        the index since."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (f"walk:{key}",)).fetchone()
+        return row is not None and row[0] == f"{digest} {self.generation()}"
+
+    def remember_walk(self, key, digest):
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"walk:{key}", f"{digest} {self.generation()}"),
+            )
+
     def apply_moves(self, moves):
         """Give moved photos their new path (and mtime); their faces stay as they are."""
         with self.transaction():
+            self._changed()
             for row_id, path, size, mtime_ns in moves:
                 self.conn.execute(
                     "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -286,12 +311,14 @@ class Index:
 
     def remove(self, ids):
         with self.transaction():
+            self._changed()
             self.conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in ids])
 
     def write_photos(self, records):
         """Write a batch of photos with their faces in one transaction, replacing older rows."""
         stamp = now()
         with self.transaction():
+            self._changed()
             for record in records:
                 values = {
                     name: getattr(record, name, None)

@@ -136,3 +136,31 @@ def drop_file_capabilities():
     for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
         if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def test_an_unchanged_library_skips_the_comparison_and_any_change_is_still_seen(tmp_path, db_path):
+    from phototag.pipeline import IndexOptions, run_index
+    from phototag.store import Index
+
+    from conftest import WEIGHTS
+
+    root = copy_photos(SAMPLE[:3], tmp_path / "lib")
+    options = IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), workers=0)
+    store = Index(db_path)
+    try:
+        assert run_index(store, options).processed == 3
+        reads = []
+        original = store.indexed_files
+        store.indexed_files = lambda: reads.append(1) or original()
+        assert run_index(store, options).unchanged == 3 and reads == []  # the fast path
+        # A change on disk, or to the index by another run, takes the long way again.
+        stamp = os.stat(root / "ultralight__1.jpg").st_mtime_ns + 10**9
+        os.utime(root / "ultralight__1.jpg", ns=(stamp, stamp))
+        assert run_index(store, options).processed == 1 and reads == [1]
+        assert run_index(store, options).unchanged == 3 and reads == [1]
+        store.remove([db_rows(db_path, "SELECT id FROM photos LIMIT 1")[0][0]])
+        assert run_index(store, options).processed == 1 and reads == [1, 1]
+        assert run_index(store, IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), workers=0,
+                                             reprocess=True)).processed == 3
+    finally:
+        store.close()

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import stat
+from stat import S_ISDIR, S_ISREG
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -126,25 +127,26 @@ def walk(roots, include_hidden=False, extensions=None):
             name = entry.name
             if not include_hidden and name[0] == ".":
                 continue
-            try:
-                is_dir = entry.is_dir()  # follows symlinks
-            except OSError:
-                is_dir = False
-            if is_dir:
-                subdirs.append(entry.path)
-            else:
-                stem, dot, suffix = name.rpartition(".")
-                if not (dot and stem and "." + suffix.lower() in extensions):
-                    continue
+            dot = name.rfind(".")
+            if dot > 0 and name[dot:].lower() in extensions:
+                # A photo by its name: one stat (following links) says file or folder.
                 try:
                     st = entry.stat()
                 except OSError:
                     visit_file(entry.path)  # a link that cannot be followed: say why
                     continue
-                if stat.S_ISREG(st.st_mode):
+                if S_ISREG(st.st_mode):
                     files.append(new_entry(FileEntry, (entry.path, st.st_size, st.st_mtime_ns, None)))
+                elif S_ISDIR(st.st_mode):
+                    subdirs.append(entry.path)
                 else:
                     files.append(_file_entry(entry.path, st))
+                continue
+            try:
+                if entry.is_dir():  # follows symlinks
+                    subdirs.append(entry.path)
+            except OSError:
+                pass
         for sub in subdirs:
             visit_dir(sub)
 
@@ -157,6 +159,16 @@ def walk(roots, include_hidden=False, extensions=None):
         else:
             result.unreadable_dirs.append((root, "no such file or folder"))
     return result
+
+
+def fingerprint(walked):
+    """A digest of everything ``plan`` reads from a walk: the same digest over an unchanged
+    index means there is nothing to do."""
+    rows = "\n".join(f"{p}\t{s}\t{m}\t{e}" for p, s, m, e in sorted(walked.files))
+    shadowed = "\n".join(f"{d}\t{reason}" for d, reason in sorted(walked.unreadable_dirs))
+    digest = hashlib.sha1(rows.encode("utf-8", "surrogateescape"))
+    digest.update(b"\0" + shadowed.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def is_under(path, roots):
