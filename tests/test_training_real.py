@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import PHOTOS, SHARED, copy_photos, db_rows, needs_shared, phototag_env, run_phototag
+from conftest import SHARED, copy_photos, db_rows, needs_shared, run_phototag
 
 DATA = SHARED / "data"
 FER = DATA / "emotion" / "fer2013"
