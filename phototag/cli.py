@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -221,6 +222,8 @@ def _run_index(paths, db, weights_dir, model_path, device, batch_size, workers, 
         fail(str(exc))
     except SetupError as exc:
         fail(str(exc))
+    except (sqlite3.DatabaseError, OSError) as exc:  # a full disk, a damaged index
+        fail(f"cannot write the index {db}: {exc}; every batch written before is kept")
     except KeyboardInterrupt:
         click.echo("phototag: interrupted; the index holds every batch written so far", err=True)
         sys.exit(EXIT_INTERRUPTED)

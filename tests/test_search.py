@@ -168,3 +168,17 @@ def test_an_index_of_schema_1_is_migrated(tmp_path):
     indexes = {name for (name,) in db_rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"faces_emotion_age", "faces_age_photo"} <= indexes and "faces_emotion" not in indexes
     assert db_rows(path, "SELECT count(*) FROM faces JOIN photos ON photos.id = photo_id") == [(1,)]
+
+
+def test_search_answers_while_an_index_run_holds_a_write_transaction(tmp_path, index):
+    import sqlite3
+
+    writer = sqlite3.connect(index, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM faces")  # not committed: readers still see the old rows
+    try:
+        out = search(tmp_path, "--emotion", "smile").stdout.split()
+        assert out == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
