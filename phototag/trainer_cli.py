@@ -34,7 +34,16 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
     if not items:
         fail(f"no {label} images with labels for task {task}")
     detector = Detector(weights.locate(DETECTOR_WEIGHTS, weights_dir))
-    faces, not_found = locate_faces(items, detector, _cache_dir())
+    done = 0
+
+    def progress(count):
+        nonlocal done
+        step = 2000
+        if (done + count) // step > done // step:
+            click.echo(f"{label}: locating faces {done + count}/{len(items)}", err=True)
+        done += count
+
+    faces, not_found = locate_faces(items, detector, _cache_dir(), progress=progress)
     unreadable = sum(f is None for f in faces)
     click.echo(f"{label}: RetinaFace found a face in {len(items) - not_found - unreadable} of "
                f"{len(items)} images; {not_found} used the whole image as the face (tight crops)"
