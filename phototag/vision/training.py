@@ -252,7 +252,10 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
         train_set.epoch = epoch
         seed_everything(options.seed + epoch)
         total, count = 0.0, 0
-        for face, context, gate, emotion, age in loader:
+        for step, (face, context, gate, emotion, age) in enumerate(loader, 1):
+            if step % 200 == 0:  # long epochs say how far they are
+                report(f"stage {stage} epoch {epoch + 1}/{options.epochs}: batch {step}/{len(loader)}, "
+                       f"loss {total / max(1, count):.3f}")
             face, context, gate = face.to(device), context.to(device), gate.to(device)
             emotion, age = emotion.to(device), age.to(device)
 
