@@ -90,7 +90,8 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Data loading processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
-              help="Start from these weights (e.g. run --stage gate after face and context).")
+              help="Start from these weights (e.g. run --stage gate after face and context); "
+                   "their configuration replaces --preset, --kind and the backbone and size options.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt where a stopped run left off.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
               help="Where the RetinaFace weights are (faces of the training images are located "
