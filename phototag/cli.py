@@ -476,6 +476,40 @@ def show(path, db, as_json):
         click.echo(f"face {face['idx']:<7} box {box} det {face['det_score']:.2f} {attrs}".rstrip())
 
 
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@db_option
+@click.option("--xmp", is_flag=True, required=True,
+              help="Write XMP sidecars (the one export there is; say it, so a later one can't surprise).")
+@click.option("--sidecar-dir", type=click.Path(file_okay=False),
+              help="Put sidecars here (mirroring each photo's absolute path) instead of beside the photos.")
+@click.option("--sidecar-name", type=click.Choice(["photo.ext.xmp", "photo.xmp"]), default="photo.ext.xmp",
+              show_default=True, help="photo.jpg.xmp (digiKam, darktable, Immich) or photo.xmp (Adobe).")
+def export(paths, db, xmp, sidecar_dir, sidecar_name):
+    """Write face regions and emotion/age tags to XMP sidecars that digiKam, darktable,
+    Lightroom and Immich read. Photos themselves are never written; an existing sidecar is
+    merged: its other fields stay, and phototag's own regions and tags are replaced.
+
+    Only photos with faces get a sidecar; PATHS limit the export to those folders.
+    """
+    from .export import export_sidecars
+    from .store import printable_path
+
+    store = open_index(db, readonly=True)
+    count, errors = 0, []
+    try:
+        for _ in export_sidecars(store, paths, sidecar_name == "photo.xmp", sidecar_dir, errors):
+            count += 1
+    except ImportError:
+        fail("XMP export needs pyexiv2: pip install pyexiv2")
+    finally:
+        store.close()
+    for path, reason in errors:
+        click.echo(f"error: {printable_path(path)}: {reason}", err=True)
+    where = f" under {printable_path(sidecar_dir)}" if sidecar_dir else ""
+    click.echo(f"{count} sidecars written{where}, {len(errors)} could not be", err=True)
+
+
 from . import trainer_cli  # noqa: E402,F401  (registers train and eval)
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""XMP sidecars: regions mapped to the stored pixels for every orientation, read back by
+exiftool; existing sidecars merged; regions agree with hand-placed ones made by someone else."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from phototag.export import sidecar_path, stored_box, write_sidecar
+from phototag.library.decode import decode_bytes
+from phototag.store import Face, Index, PhotoRecord
+
+from conftest import PHOTOS, index_in_process, needs_shared
+
+EXIFTOOL = shutil.which("exiftool")
+needs_exiftool = pytest.mark.skipif(not EXIFTOOL, reason="needs exiftool (Debian libimage-exiftool-perl)")
+
+
+def exiftool(path, *tags):
+    out = subprocess.run([EXIFTOOL, "-j", "-struct", *tags, str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+def stored_photo(tmp_path, orientation, rect=(30, 10, 50, 24), size=(80, 60)):
+    """A JPEG whose *stored* pixels have a white rectangle at ``rect``, tagged ``orientation``."""
+    pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+    x1, y1, x2, y2 = rect
+    pixels[y1:y2, x1:x2] = 255
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    image.save(path, quality=98, exif=exif)
+    return path
+
+
+def bright_box(pixels):
+    ys, xs = np.nonzero(pixels[..., 0] > 128)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_boxes_map_back_to_the_stored_pixels(tmp_path, orientation):
+    path = stored_photo(tmp_path, orientation)
+    upright, width, height, _ = decode_bytes(path.read_bytes(), None)
+    box = bright_box(upright)  # where the rectangle is once the photo is upright
+    assert np.allclose(stored_box(box, orientation, width, height), (30, 10, 50, 24), atol=1)
+
+
+def photo_row(path, orientation, width, height, box):
+    return {
+        "path": str(path), "width": width, "height": height, "orientation": orientation,
+        "faces": [{"x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3],
+                   "emotion": "smile", "age_group": "child"}],
+    }
+
+
+@needs_exiftool
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exiftool_reads_back_regions_and_tags_for_every_orientation(tmp_path, orientation):
+    path = stored_photo(tmp_path, orientation)
+    upright, width, height, _ = decode_bytes(path.read_bytes(), None)
+    sidecar = write_sidecar(photo_row(path, orientation, width, height, bright_box(upright)),
+                            sidecar_path(path))
+    assert sidecar.name == f"o{orientation}.jpg.xmp"
+    info = exiftool(sidecar)
+    dims = info["RegionInfo"]["AppliedToDimensions"]
+    assert (dims["W"], dims["H"]) == (80, 60)  # the stored size, whatever the orientation
+    (region,) = info["RegionInfo"]["RegionList"]
+    area = region["Area"]
+    assert region["Type"] == "Face"
+    assert np.allclose([area["X"] * 80, area["Y"] * 60, area["W"] * 80, area["H"] * 60],
+                       [40, 17, 20, 14], atol=1)
+    rect = [float(v) for v in info["RegionInfoMP"]["Regions"][0]["Rectangle"].split(",")]
+    assert np.allclose([rect[0] * 80, rect[1] * 60, rect[2] * 80, rect[3] * 60], [30, 10, 20, 14], atol=1)
+    assert info["TagsList"] == ["phototag/emotion/smile", "phototag/age/child"]
+    assert info["HierarchicalSubject"] == ["phototag|emotion|smile", "phototag|age|child"]
+    assert set(info["Subject"]) == {"smile", "child"}
+
+
+@needs_exiftool
+def test_an_existing_sidecar_keeps_its_fields_and_reexport_does_not_duplicate(tmp_path):
+    path = stored_photo(tmp_path, 1)
+    original = path.read_bytes()
+    sidecar = sidecar_path(path)
+    subprocess.run([EXIFTOOL, "-q", "-XMP:Rating=4", "-XMP:Subject=holiday",
+                    "-XMP-lr:HierarchicalSubject=places|Paris", "-o", str(sidecar), str(path)], check=True)
+    row = photo_row(path, 1, 80, 60, (30, 10, 50, 24))
+    write_sidecar(row, sidecar)
+    row["faces"][0]["emotion"] = "surprise"
+    write_sidecar(row, sidecar)
+    info = exiftool(sidecar)
+    assert info["Rating"] == 4
+    assert set(info["Subject"]) == {"holiday", "surprise", "child"}
+    assert info["HierarchicalSubject"] == ["places|Paris", "phototag|emotion|surprise", "phototag|age|child"]
+    assert len(info["RegionInfo"]["RegionList"]) == 1
+    assert path.read_bytes() == original  # the photo itself is never written
+
+
+def test_sidecar_names_and_folders(tmp_path):
+    assert sidecar_path("/p/a/IMG_1.JPG") == sidecar_path("/p/a/IMG_1.JPG", False, None)
+    assert str(sidecar_path("/p/a/IMG_1.JPG")) == "/p/a/IMG_1.JPG.xmp"
+    assert str(sidecar_path("/p/a/IMG_1.JPG", adobe_style=True)) == "/p/a/IMG_1.xmp"
+    assert str(sidecar_path("/p/a/IMG_1.JPG", sidecar_dir=tmp_path)) == f"{tmp_path}/p/a/IMG_1.JPG.xmp"
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def corners(region):
+    area = region["Area"]
+    return (area["X"] - area["W"] / 2, area["Y"] - area["H"] / 2,
+            area["X"] + area["W"] / 2, area["Y"] + area["H"] / 2)
+
+
+@needs_shared
+@needs_exiftool
+def test_regions_overlap_the_hand_placed_ones_of_every_oriented_variant(tmp_path):
+    from click.testing import CliRunner
+
+    from phototag.cli import main
+
+    folder = PHOTOS / "mwg_regions"
+    variants = [folder / "photo.jpg"] + sorted(folder.glob("photo.*.embedded*.jpg"))
+    db = tmp_path / "index.db"
+    index_in_process(db, variants)
+    result = CliRunner().invoke(main, ["export", "--xmp", "--db", str(db), "--sidecar-dir",
+                                       str(tmp_path / "xmp"), str(folder)])
+    assert result.exit_code == 0, result.output
+    for variant in variants:
+        theirs = exiftool(variant, "-XMP-mwg-rs:RegionInfo")["RegionInfo"]["RegionList"]
+        ours = exiftool(sidecar_path(variant, sidecar_dir=tmp_path / "xmp"))["RegionInfo"]["RegionList"]
+        assert len(theirs) == 2
+        for region in theirs:
+            best = max(iou(corners(region), corners(mine)) for mine in ours)
+            assert best >= 0.5, (variant.name, region["Name"], best)
+    assert not list(folder.glob("*.jpg.xmp.tmp*"))
+
+
+def test_export_writes_nothing_beside_photos_when_given_a_sidecar_dir(tmp_path):
+    store = Index(tmp_path / "index.db")
+    photo = tmp_path / "lib" / "a.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"x")
+    store.write_photos([PhotoRecord(str(photo), 1, 1, "done", width=80, height=60, orientation=1,
+                                    faces=[Face((1, 1, 20, 20), 0.9, [[5, 5]] * 5)])])
+    from phototag.export import export_sidecars
+
+    written = list(export_sidecars(store, [tmp_path / "lib"], sidecar_dir=tmp_path / "xmp"))
+    store.close()
+    assert [p.name for p in written] == ["a.jpg.xmp"] and sorted(p.name for p in photo.parent.iterdir()) == ["a.jpg"]
