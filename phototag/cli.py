@@ -510,6 +510,33 @@ def export(paths, db, xmp, sidecar_dir, sidecar_name):
     click.echo(f"{count} sidecars written{where}, {len(errors)} could not be", err=True)
 
 
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@db_option
+@click.option("--emotion", "emotions", multiple=True, type=click.Choice(EMOTIONS, case_sensitive=False),
+              help="Only photos with a face showing this emotion (repeatable).")
+@click.option("--age", "ages", multiple=True, type=click.Choice(AGE_GROUPS, case_sensitive=False),
+              help="Only photos with a face in this age group (repeatable).")
+@click.option("--path", "path_glob", metavar="GLOB", help="Only paths matching this glob.")
+@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many photos.")
+def report(out, db, emotions, ages, path_glob, limit):
+    """Write OUT.html: the photos a search finds, their faces boxed and labelled, with filters
+    by emotion and age and pages of 24 photos. One self-contained file: open it from disk."""
+    from .report import render
+    from .store import Query
+
+    store = open_index(db, readonly=True)
+    try:
+        query = Query(emotions=tuple(e.lower() for e in emotions), age_groups=tuple(a.lower() for a in ages),
+                      path_glob=path_glob, limit=limit, paths_only=True)
+        photos = [store.photo(path) for path in store.search(query)]
+    finally:
+        store.close()
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(render(photos))
+    click.echo(f"{len(photos)} photos in {out}", err=True)
+
+
 from . import trainer_cli  # noqa: E402,F401  (registers train and eval)
 
 if __name__ == "__main__":
