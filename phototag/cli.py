@@ -462,6 +462,8 @@ def show(path, db, as_json):
     if as_json:
         click.echo(json.dumps(photo, indent=2, ensure_ascii=False))
         return
+    if photo.get("orientation_source") == "sidecar":
+        photo["orientation"] = f"{photo['orientation']} (from its XMP sidecar: the photo has none)"
     for key in ("path", "status", "error", "width", "height", "orientation", "taken_at", "camera",
                 "lat", "lon", "n_faces", "model", "indexed_at", "hash"):
         if photo[key] is not None:

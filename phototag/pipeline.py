@@ -297,7 +297,8 @@ def _detect_batch(detector, tagger, photos, options):
             path=photo.path, size=photo.size, mtime_ns=photo.mtime_ns, hash=photo.hash,
             status="error" if photo.error else "done", error=photo.error,
             width=photo.width, height=photo.height,
-            orientation=photo.metadata.orientation, taken_at=photo.metadata.taken_at,
+            orientation=photo.metadata.orientation, orientation_source=photo.orientation_source,
+            taken_at=photo.metadata.taken_at,
             camera=photo.metadata.camera, lat=photo.metadata.lat, lon=photo.metadata.lon,
         )
         if photo.error is None:

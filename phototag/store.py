@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from .library.scan import IndexedFile
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS = {
     1: [
@@ -79,11 +79,13 @@ MIGRATIONS = {
         "CREATE INDEX faces_emotion_age ON faces (emotion, age_group, photo_id)",
         "CREATE INDEX faces_age_photo ON faces (age_group, photo_id)",
     ],
+    # Where the orientation came from when not from the photo itself ('sidecar').
+    3: ["ALTER TABLE photos ADD COLUMN orientation_source TEXT"],
 }
 
 PHOTO_COLUMNS = (
     "path", "size", "mtime_ns", "hash", "width", "height", "orientation", "taken_at", "camera",
-    "lat", "lon", "status", "error", "n_faces", "model", "indexed_at",
+    "lat", "lon", "status", "error", "n_faces", "model", "indexed_at", "orientation_source",
 )
 FACE_COLUMNS = (
     "idx", "x1", "y1", "x2", "y2", "det_score", "landmarks", "emotion", "emotion_score",
@@ -148,6 +150,7 @@ class PhotoRecord:
     lon: float = None
     error: str = None
     model: str = None
+    orientation_source: str = None
     faces: list = field(default_factory=list)
 
 

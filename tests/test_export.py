@@ -13,7 +13,7 @@ from phototag.export import sidecar_path, stored_box, write_sidecar
 from phototag.library.decode import decode_bytes
 from phototag.store import Face, Index, PhotoRecord
 
-from conftest import PHOTOS, index_in_process, needs_shared
+from conftest import PHOTOS, db_rows, index_in_process, needs_shared
 
 EXIFTOOL = shutil.which("exiftool")
 needs_exiftool = pytest.mark.skipif(not EXIFTOOL, reason="needs exiftool (Debian libimage-exiftool-perl)")
@@ -157,3 +157,30 @@ def test_export_writes_nothing_beside_photos_when_given_a_sidecar_dir(tmp_path):
     written = list(export_sidecars(store, [tmp_path / "lib"], sidecar_dir=tmp_path / "xmp"))
     store.close()
     assert [p.name for p in written] == ["a.jpg.xmp"] and sorted(p.name for p in photo.parent.iterdir()) == ["a.jpg"]
+
+
+@needs_shared
+def test_an_orientation_only_in_the_sidecar_is_honoured_and_shown(tmp_path):
+    from click.testing import CliRunner
+
+    from phototag.cli import main
+
+    folder = PHOTOS / "mwg_regions"
+    variants = sorted(folder.glob("photo.*.sidecar.jpg"))
+    assert len(variants) == 3
+    lonely = tmp_path / "photo.6.sidecar.jpg"  # the same file without its sidecar
+    shutil.copy(folder / "photo.6.sidecar.jpg", lonely)
+    db = tmp_path / "index.db"
+    index_in_process(db, [folder / "photo.jpg", *variants, lonely])
+    rows = {p: (o, s) for p, o, s in db_rows(db, "SELECT path, orientation, orientation_source FROM photos")}
+    upright = np.array(db_rows(db, "SELECT x1, y1, x2, y2 FROM faces JOIN photos ON photos.id = photo_id "
+                                   "WHERE path = ? ORDER BY x1", (str(folder / "photo.jpg"),)))
+    for variant in variants:
+        orientation = int(variant.name.split(".")[1])
+        assert rows[str(variant)] == (orientation, "sidecar")
+        boxes = np.array(db_rows(db, "SELECT x1, y1, x2, y2 FROM faces JOIN photos ON photos.id = photo_id "
+                                     "WHERE path = ? ORDER BY x1", (str(variant),)))
+        assert boxes.shape == upright.shape and np.abs(boxes - upright).max() <= 3, variant.name
+    assert rows[str(lonely)] == (None, None)
+    shown = CliRunner().invoke(main, ["show", str(folder / "photo.6.sidecar.jpg"), "--db", str(db)]).output
+    assert "6 (from its XMP sidecar" in shown

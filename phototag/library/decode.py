@@ -5,6 +5,7 @@ never for HEIC/HEIF, which pillow-heif already delivers upright. JPEGs are decod
 DCT scale (draft mode) when the working size allows, so a 50-megapixel photo is never held whole.
 """
 
+import dataclasses
 import hashlib
 import io
 import math
@@ -16,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exif import Metadata, read_metadata
 from .formats import RAW_EXTENSIONS
+from .sidecar import sidecar_orientation
 
 try:
     import pillow_heif
@@ -44,6 +46,7 @@ class DecodedPhoto:
     metadata: Metadata = Metadata()
     pixels: np.ndarray = None  # upright RGB uint8, at most max_size on its long side
     error: str = None
+    orientation_source: str = None  # "sidecar" when the orientation came from an XMP sidecar
 
     @property
     def scale(self):
@@ -104,8 +107,9 @@ def _open(data):
     return image
 
 
-def decode_bytes(data, max_size, suffix=""):
-    """Decode image bytes; returns (pixels, upright width, upright height, applied orientation)."""
+def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
+    """Decode image bytes; returns (pixels, upright width, upright height, applied orientation).
+    ``fallback_orientation`` applies when the image carries no orientation of its own."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
     raw_orientation = None
@@ -115,9 +119,9 @@ def decode_bytes(data, max_size, suffix=""):
     if image.format == "HEIF":
         orientation = 1  # pillow-heif has already rotated the pixels
     else:
-        orientation = image.getexif().get(0x0112, 1)
-        if raw_orientation and orientation == 1:
-            orientation = raw_orientation
+        orientation = image.getexif().get(0x0112)
+        if orientation is None:
+            orientation = raw_orientation or fallback_orientation or 1
         if orientation not in range(1, 9):
             orientation = 1
     stored_w, stored_h = image.size
@@ -157,7 +161,13 @@ def load(entry, max_size):
         photo.hash = hashlib.sha256(data).hexdigest()
         photo.metadata = read_metadata(data)
         suffix = os.path.splitext(entry.path)[1]
-        photo.pixels, photo.width, photo.height, _ = decode_bytes(data, max_size, suffix)
+        fallback = None
+        if photo.metadata.orientation is None:
+            fallback, _ = sidecar_orientation(entry.path)
+        photo.pixels, photo.width, photo.height, applied = decode_bytes(data, max_size, suffix, fallback)
+        if fallback and applied == fallback and photo.metadata.orientation is None:
+            photo.metadata = dataclasses.replace(photo.metadata, orientation=fallback)
+            photo.orientation_source = "sidecar"
     except DecodeError as exc:
         photo.error = str(exc)
     except MemoryError:
