@@ -49,16 +49,22 @@ def test_report_draws_the_boxes_on_the_faces(tmp_path):
 
     photo = PHOTOS / "people" / "serengil__couple.jpg"
     db = tmp_path / "index.db"
-    index_in_process(db, [photo])
-    page = tmp_path / "report.html"
-    result = CliRunner().invoke(main, ["report", str(page), "--db", str(db)])
+    index_in_process(db, [PHOTOS / "people"])
+    everything = tmp_path / "all.html"
+    result = CliRunner().invoke(main, ["report", str(everything), "--db", str(db)])
     assert result.exit_code == 0, result.output
-    text = page.read_text()
-    assert "<img src=\"data:image/jpeg;base64," in text and "http" not in text.split("<body>")[1]
+    with_faces = db_rows(db, "SELECT count(*) FROM photos WHERE n_faces > 0")[0][0]
+    text = everything.read_text()
+    assert text.count('<div class="photo">') == with_faces > 30
+    assert "http" not in text.split("<body>")[1]  # nothing to fetch: it opens from disk
+    page = tmp_path / "report.html"  # the known photo alone, for the pixel test
+    result = CliRunner().invoke(main, ["report", str(page), "--db", str(db), "--path", str(photo)])
+    assert result.exit_code == 0, result.output
 
     shot = screenshot(page, tmp_path / "shot.png", tmp_path / "profile")
     drawn = magenta_boxes(shot)
-    faces = db_rows(db, "SELECT x1, y1, x2, y2 FROM faces")
+    faces = db_rows(db, "SELECT x1, y1, x2, y2 FROM faces JOIN photos ON photos.id = photo_id "
+                        "WHERE path = ?", (str(photo),))
     assert len(drawn) == len(faces) == 2
     original = np.asarray(Image.open(photo).convert("RGB")).astype(int)
 
