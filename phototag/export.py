@@ -161,13 +161,14 @@ def _as_list(value):
 def export_sidecars(store, roots=None, adobe_style=False, sidecar_dir=None, errors=None):
     """Sidecars for every finished photo with faces (under ``roots`` if given); yields paths.
     A sidecar that cannot be written is added to ``errors`` as (photo path, reason)."""
-    rows = store.conn.execute("SELECT path FROM photos WHERE status = 'done' AND n_faces > 0 ORDER BY path")
+    from .library.scan import is_under
     from .store import path_from_db
 
+    rows = store.conn.execute("SELECT path FROM photos WHERE status = 'done' AND n_faces > 0 ORDER BY path")
     roots = [os.path.abspath(r) for r in roots or []]
     for (value,) in rows.fetchall():
         path = path_from_db(value)
-        if roots and not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+        if roots and not is_under(path, roots):
             continue
         photo = store.photo(path)
         try:

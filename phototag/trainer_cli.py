@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,8 +13,9 @@ PRESET_NAMES = ("original", "cpu", "tiny")
 
 
 def _cache_dir():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "phototag" / "faces"
+    from .weights import cache_dir
+
+    return cache_dir().parent / "faces"  # beside the weight cache: ~/.cache/phototag/faces
 
 
 def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
