@@ -163,8 +163,9 @@ def walk(roots, include_hidden=False, extensions=None):
 
 def fingerprint(walked):
     """A digest of everything ``plan`` reads from a walk: the same digest over an unchanged
-    index means there is nothing to do."""
-    rows = "\n".join(f"{p}\t{s}\t{m}\t{e}" for p, s, m, e in sorted(walked.files))
+    index means there is nothing to do. Taken in walk order: a folder listed in another order
+    only costs one full comparison, never a wrong answer."""
+    rows = "\n".join([f"{p}\t{s}\t{m}\t{e}" for p, s, m, e in walked.files])
     shadowed = "\n".join(f"{d}\t{reason}" for d, reason in sorted(walked.unreadable_dirs))
     digest = hashlib.sha1(rows.encode("utf-8", "surrogateescape"))
     digest.update(b"\0" + shadowed.encode("utf-8", "surrogateescape"))
