@@ -280,17 +280,27 @@ def _process(index, todo, options, summary, reporter, stop):
         writer.close()
 
 
+# Pixels per detector forward pass. On the CPU a batch of large photos runs slower per photo
+# than one photo at a time (a 1600 × 1200 forward: 0.105 s alone, 0.25 s each in fours: the
+# activations no longer fit the caches), so the CPU batches only small photos together.
+FORWARD_PIXELS = {"cpu": 1_000_000, "cuda": 64_000_000}
+
+
 def _detect_batch(detector, tagger, photos, options):
-    """Detect faces in a batch; photos of one size share a forward pass, so every photo's
+    """Detect faces in a batch; only photos of one size share a forward pass, so every photo's
     result is the same whatever else is in its batch."""
     by_shape = {}
     for i, photo in enumerate(photos):
         if photo.error is None:
-            by_shape.setdefault(photo.pixels.shape, []).append(i)
+            by_shape.setdefault(tuple(photo.pixels.shape), []).append(i)
+    budget = FORWARD_PIXELS.get(detector.device.type, FORWARD_PIXELS["cpu"])
     found = {}
-    for indices in by_shape.values():
-        results = detector.detect([photos[i].pixels for i in indices], options.min_score)
-        found.update(zip(indices, results))
+    for (height, width, _), indices in by_shape.items():
+        per_pass = max(1, budget // (height * width))
+        for start in range(0, len(indices), per_pass):
+            chunk = indices[start:start + per_pass]
+            results = detector.detect([photos[i].pixels for i in chunk], options.min_score)
+            found.update(zip(chunk, results))
     records = []
     for i, photo in enumerate(photos):
         record = store.PhotoRecord(
