@@ -8,7 +8,6 @@ with a few lines of inline JavaScript. It opens from disk, with no server.
 import base64
 import html
 import io
-import json
 import os
 
 from PIL import Image
@@ -116,6 +115,5 @@ def render(photos, title="phototag", thumb_size=480):
         f"<select id='age'><option value=''>any age</option>{options(AGE_GROUPS)}</select>"
         f"<button onclick='move(-1)'>previous</button><button onclick='move(1)'>next</button>"
         f"<span id='pageinfo'></span></header><div class='photos'>{''.join(cards)}</div>"
-        f"<script>{SCRIPT}</script><script type='application/json' id='data'>"
-        f"{json.dumps({'photos': len(cards)})}</script></body></html>"
+        f"<script>{SCRIPT}</script></body></html>"
     )

@@ -30,6 +30,9 @@ NO_CLASS = {"disgust", "contempt"}
 CAER_LABELS = ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 UTKFACE_NAME = re.compile(r"^(\d+)_\d+_\d+_")
+# Training images are decoded at most this large, both to locate their faces and to cut the
+# crops: the cached boxes and landmarks are in pixels of that decode.
+DECODE_SIZE = 640
 
 
 @dataclass
@@ -229,7 +232,7 @@ def locate_faces(items, detector, cache_dir, min_score=0.5, batch=64, progress=N
 
     for i, item in enumerate(items):
         try:
-            pixels = decode_bytes(Path(item.path).read_bytes(), 640)[0]
+            pixels = decode_bytes(Path(item.path).read_bytes(), DECODE_SIZE)[0]
         except (DecodeError, OSError):
             faces[i] = None
             continue

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ..library.decode import decode_bytes
+from .datasets import DECODE_SIZE
 from .regions import face_regions, photo_tensor
 from .sam import SAM, freeze_running_stats, restore_running_stats
 
-DECODE_SIZE = 640  # training images are decoded (and their faces located) at most this large
 STAGES = ("face", "context", "gate")
 
 
