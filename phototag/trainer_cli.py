@@ -29,7 +29,8 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
     items, reports = gather(specs, task, limit)
     for report in reports:
         dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.left_out.items()))
-        click.echo(f"{label}: {report.source}: {report.items} images"
+        ranges = f" ({report.ranges} with an age range over two groups)" if report.ranges else ""
+        click.echo(f"{label}: {report.source}: {report.items} images{ranges}"
                    f"{'; left out ' + dropped if dropped else ''}", err=True)
     if not items:
         fail(f"no {label} images with labels for task {task}")
@@ -58,12 +59,16 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
                    "Prefix emotion: or age:. Repeatable.")
 @click.option("--val", "val", multiple=True, metavar="[TASK:]PATH",
               help="Validation data, as --data. [default: a 10% hold-out of --data by file name]")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="For each task --val has no data for, hold this share of the training images "
+                   "out for validation, chosen by a hash of each file's content (identical "
+                   "images stay on one side). `phototag eval --held-out` scores the same part.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Weights file to write (.safetensors); a checkpoint (OUT.ckpt) and a JSON "
                    "log (OUT.json) go beside it.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default="original", show_default=True,
               help="original: EfficientNet-B0 face, ResNeSt-50 context, 224 px; cpu: ResNet-18 "
-                   "both, 64/96 px; tiny: for tests.")
+                   "both, 64 px; tiny: for tests.")
 @click.option("--kind", type=click.Choice(["gated", "fusion", "caer"]), default="gated",
               show_default=True, help="The gated model, its backbones with Adaptive Fusion, or CAER-Net.")
 @click.option("--face-backbone", help="timm model name for the face branch (overrides the preset).")
@@ -92,13 +97,14 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (e.g. run --stage gate after face and context); "
                    "their configuration replaces --preset, --kind and the backbone and size options.")
+@click.option("--fp16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt where a stopped run left off.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
               help="Where the RetinaFace weights are (faces of the training images are located "
                    "with it and cached).")
-def train(data, val, out, preset, kind, face_backbone, context_backbone, face_size, context_size,
+def train(data, val, holdout, out, preset, kind, face_backbone, context_backbone, face_size, context_size,
           context_scale, stage, task, optimizer, rho, adaptive, lr, epochs, batch_size, balance,
-          no_augment, limit_per_class, seed, workers, device, init, resume, weights_dir):
+          no_augment, limit_per_class, seed, workers, device, init, fp16, resume, weights_dir):
     """Train an emotion/age model and write its weights.
 
     \b
@@ -114,8 +120,9 @@ def train(data, val, out, preset, kind, face_backbone, context_backbone, face_si
 
     seed_everything(seed)  # before the model is built: its initial weights are part of the run
 
+    earlier = {}  # the training the --init weights already had: their record is carried on
     if init:
-        model, _ = load_weights(init)
+        model, earlier = load_weights(init)
         config = model.config
     else:
         changes = {k: v for k, v in dict(kind=kind, face_backbone=face_backbone,
@@ -130,10 +137,15 @@ def train(data, val, out, preset, kind, face_backbone, context_backbone, face_si
     try:
         device = _resolve_device(device)
         train_set = _crops(data, task, config, weights_dir, limit_per_class, not no_augment, seed, "train")
-        if val:
-            val_set = _crops(val, task, config, weights_dir, limit_per_class, False, seed, "val")
-        else:
-            val_set = _holdout(train_set)
+        val_set = _crops(val, task, config, weights_dir, limit_per_class, False, seed, "val") if val else None
+        validated = {t for t in ("emotion", "age")
+                     if val_set and any(_labelled_for(i, {t}) for i in val_set.items)}
+        held = _holdout(train_set, holdout, {"emotion", "age"} - validated)
+        if held is not None:
+            click.echo(f"val: {len(held)} images held out of the training data", err=True)
+            val_set = held if val_set is None else _joined(val_set, held)
+        if val_set is None:
+            fail("no validation data: give --val, or a --holdout above 0")
     except (WeightsError, SetupError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     options = TrainOptions(stage=stage, optimizer=optimizer, rho=rho, adaptive=adaptive, lr=lr,
@@ -146,28 +158,47 @@ def train(data, val, out, preset, kind, face_backbone, context_backbone, face_si
     except ValueError as exc:
         fail(str(exc))
     info = {
-        "epochs": sum(1 for _ in history),
+        "epochs": earlier.get("epochs", 0) + len(history),
         "stage": stage,
         "optimizer": optimizer,
         "command": "phototag " + " ".join(sys.argv[1:]),
+        "earlier_commands": earlier.get("earlier_commands", []) + (
+            [earlier["command"]] if earlier.get("command") else []),
         "train": list(data),
         "val": list(val),
-        "history": [dataclasses.asdict(h) for h in history],
+        "holdout": holdout,
+        "history": earlier.get("history", []) + [dataclasses.asdict(h) for h in history],
     }
-    save_weights(model, out, info=info)
+    save_weights(model, out, info=info, half=fp16)
     Path(f"{out}.json").write_text(json.dumps(info, indent=2))
     click.echo(f"wrote {out} and {out}.json", err=True)
 
 
-def _holdout(train_set):
-    """Move a 10% hold-out (by hashed file name) out of the training set into a validation set."""
+def _holdout(train_set, fraction, tasks):
+    """Move ``fraction`` of the training images labelled for ``tasks`` into a validation set
+    (by content hash, see ``split_holdout``); None when nothing is held out."""
     from .vision.datasets import split_holdout
     from .vision.training import FaceCrops
 
-    face_of = {id(item): face for item, face in zip(train_set.items, train_set.faces)}
-    kept, held = split_holdout(train_set.items, 0.1)
+    if fraction <= 0 or not tasks:
+        return None
+    face_of = {id(i): f for i, f in zip(train_set.items, train_set.faces)}
+    candidates = [i for i in train_set.items if _labelled_for(i, tasks)]
+    _, held = split_holdout(candidates, fraction)
+    held_ids = {id(i) for i in held}
+    kept = [i for i in train_set.items if id(i) not in held_ids]
     train_set.items, train_set.faces = kept, [face_of[id(i)] for i in kept]
-    return FaceCrops(held, [face_of[id(i)] for i in held], train_set.config)
+    return FaceCrops(held, [face_of[id(i)] for i in held], train_set.config) if held else None
+
+
+def _labelled_for(item, tasks):
+    return ("emotion" in tasks and item.emotion >= 0) or ("age" in tasks and item.age_mask)
+
+
+def _joined(first, second):
+    from .vision.training import FaceCrops
+
+    return FaceCrops(first.items + second.items, first.faces + second.faces, first.config)
 
 
 @main.command(name="eval")
@@ -175,13 +206,16 @@ def _holdout(train_set):
 @click.option("--data", "data", multiple=True, required=True, metavar="[TASK:]PATH",
               help="Labelled data, as for `phototag train`.")
 @click.option("--task", type=click.Choice(["emotion", "age", "both"]), default="both", show_default=True)
+@click.option("--held-out", "held_out", type=click.FloatRange(0, 0.9),
+              help="Score only the share of --data that `phototag train --holdout` with this "
+                   "value held out for validation.")
 @click.option("--branches", is_flag=True, help="Also face-only and context-only accuracy (gated models).")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
-def evaluate_command(weights_file, data, task, branches, limit_per_class, batch_size, device,
+def evaluate_command(weights_file, data, task, held_out, branches, limit_per_class, batch_size, device,
                      as_json, weights_dir):
     """Accuracy, macro-F1, per-class recall and the confusion matrix of a weights file."""
     from torch.utils.data import DataLoader
@@ -195,6 +229,10 @@ def evaluate_command(weights_file, data, task, branches, limit_per_class, batch_
         device = _resolve_device(device)
         model, _ = load_weights(weights_file, device)
         dataset = _crops(data, task, model.config, weights_dir, limit_per_class, False, 0, "eval")
+        if held_out:
+            dataset = _holdout(dataset, held_out, {"emotion", "age"})
+            if dataset is None:
+                fail("nothing of --data falls in the held-out part")
     except (WeightsError, SetupError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     results = evaluate(model, DataLoader(dataset, batch_size=batch_size), device, branches=branches)
@@ -206,8 +244,15 @@ def evaluate_command(weights_file, data, task, branches, limit_per_class, batch_
                    f"macro-F1 {entry['macro_f1']:.3f}"
                    + (f", five original emotions {entry['accuracy_five']:.1%}"
                       if entry.get("accuracy_five") is not None else ""))
+        if entry.get("accuracy_within_one") is not None:
+            share = entry["adjacent_share_of_errors"]
+            click.echo(f"  within one group {entry['accuracy_within_one']:.1%}"
+                       + (f"; {share:.0%} of the errors are to a neighbouring group" if share is not None else ""))
         if "branches" in entry:
             click.echo("  " + ", ".join(f"{mode} {acc:.1%}" for mode, acc in entry["branches"].items()))
+        if "mean_gates" in entry:
+            gates = entry["mean_gates"]
+            click.echo(f"  mean weight: face {gates['face']:.2f}, context {gates['context']:.2f}")
         recall = ", ".join(f"{name} {value:.0%}" for name, value in entry["recall"].items()
                            if value is not None)
         click.echo(f"  recall: {recall}")

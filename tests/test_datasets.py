@@ -1,9 +1,14 @@
 """Reading labelled datasets in the layouts the trainer accepts."""
 
+from pathlib import Path
+
+import numpy as np
 from PIL import Image
 
 from phototag.labels import AGE_GROUPS, EMOTIONS
-from phototag.vision.datasets import age_index, gather, read_dataset, split_holdout
+from phototag.vision.detect import Faces
+from phototag.vision.datasets import (Item, age_groups, age_index, gather, locate_faces, read_dataset,
+                                      split_holdout)
 
 
 def image(path):
@@ -55,3 +60,57 @@ def test_both_tasks_from_task_prefixed_specs_and_a_stable_holdout(tmp_path):
     kept, held = split_holdout(many, 0.1)
     assert 60 < len(held) < 140 and len(kept) + len(held) == 1000
     assert split_holdout(many, 0.1) == (kept, held)
+
+
+def test_an_age_range_over_a_bin_edge_keeps_both_groups(tmp_path):
+    assert age_groups("8-12") == (AGE_GROUPS.index("child"), AGE_GROUPS.index("ten-twenty"))
+    assert age_groups("66+") == (AGE_GROUPS.index("senior"),) and age_groups("old") == ()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        image(tmp_path / name)
+    (tmp_path / "labels.csv").write_text("file,age_range,gender\na.jpg,0-2,m\nb.jpg,8-12,f\nc.jpg,?,f\n")
+    items, report = read_dataset(tmp_path / "labels.csv", "age")
+    assert [(i.age, i.age_mask) for i in items] == [(0, 0b1), (-1, 0b110)]
+    assert report.ranges == 1 and report.left_out == {"age '?' unreadable": 1}
+
+
+def test_identical_images_under_different_names_are_held_out_together(tmp_path):
+    items = []
+    for n in range(200):
+        Image.new("RGB", (8, 8), (n, 0, 0)).save(tmp_path / f"{n}.png")
+        (tmp_path / f"{n}-copy.png").write_bytes((tmp_path / f"{n}.png").read_bytes())
+        items += [Item(str(tmp_path / f"{n}.png")), Item(str(tmp_path / f"{n}-copy.png"))]
+    kept, held = split_holdout(items, 0.2)
+    held_names = {Path(i.path).name for i in held}
+    assert 40 < len(held) < 120
+    assert all(name.replace("-copy", "") in held_names and
+               (name if "-copy" in name else name.replace(".png", "-copy.png")) in held_names
+               for name in held_names)
+
+
+class CountingDetector:
+    """Stands in for RetinaFace where only the cache's bookkeeping is under test."""
+    name = "counting"
+
+    def __init__(self):
+        self.seen = 0
+
+    def detect(self, images, min_score=0.5):
+        self.seen += len(images)
+        return [Faces(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))) for _ in images]
+
+
+def test_located_faces_are_cached_per_image(tmp_path):
+    items = []
+    for n in range(6):
+        image(tmp_path / "data" / f"{n}.png")
+        items.append(Item(str(tmp_path / "data" / f"{n}.png")))
+    detector = CountingDetector()
+    first, _ = locate_faces(items[:3], detector, tmp_path / "cache")
+    assert detector.seen == 3
+    every, not_found = locate_faces(items, detector, tmp_path / "cache")
+    assert detector.seen == 6 and every[:3] == first and not_found == 6
+    locate_faces(items[2:], detector, tmp_path / "cache")
+    assert detector.seen == 6
+    Image.new("RGB", (30, 20)).save(items[0].path)  # changed: located again
+    again, _ = locate_faces(items, detector, tmp_path / "cache")
+    assert detector.seen == 7 and again[0][0] == [0.0, 0.0, 30.0, 20.0]

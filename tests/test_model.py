@@ -200,5 +200,5 @@ def test_the_gated_model_learns_where_the_label_is(tmp_path, label_in, stronger,
     assert scores["model"] >= 0.9, scores
     assert scores[blind] < 0.5, scores  # three classes: chance is 1/3
     with torch.no_grad():
-        gates = torch.cat([model(f, c, g).gates["emotion"] for f, c, g, _, _ in loader]).mean(0)
+        gates = torch.cat([model(f, c, g).gates["emotion"] for f, c, g, *_ in loader]).mean(0)
     assert gates[stronger] > gates[weaker], gates

@@ -48,7 +48,7 @@ class ModelConfig:
 PRESETS = {
     "original": ModelConfig(),
     "cpu": ModelConfig(face_backbone="resnet18", context_backbone="resnet18", face_size=64,
-                       context_size=96),
+                       context_size=64),
     "tiny": ModelConfig(face_backbone="test_efficientnet", context_backbone="test_resnet",
                         face_size=32, context_size=48),
 }

@@ -39,7 +39,8 @@ DECODE_SIZE = 640
 class Item:
     path: str
     emotion: int = -1  # index into EMOTIONS, -1 when the image says nothing about it
-    age: int = -1  # index into AGE_GROUPS
+    age: int = -1  # index into AGE_GROUPS, -1 when unknown or only a range of groups is known
+    age_mask: int = 0  # bit g set: group g is possible (one bit when ``age`` is known)
     box: tuple = None  # a face box the dataset gives (x1, y1, x2, y2), if any
 
 
@@ -47,6 +48,7 @@ class Item:
 class DatasetReport:
     source: str
     items: int = 0
+    ranges: int = 0  # labelled with a range of age groups (trained as "one of these")
     left_out: dict = field(default_factory=dict)  # reason → count
 
     def leave_out(self, reason):
@@ -66,11 +68,12 @@ def emotion_index(label):
     return EMOTIONS.index(name) if name else None
 
 
-def age_index(label):
-    """An age group from a group name, whole years, or a range ("3-7", "66+") inside one bin."""
+def age_groups(label):
+    """The age groups a label allows: a group name, whole years, or a range of years ("3-7",
+    "66+"); a range straddling a bin edge allows each group it touches. Empty when unreadable."""
     label = str(label).strip().lower()
     if label in AGE_GROUPS:
-        return AGE_GROUPS.index(label)
+        return (AGE_GROUPS.index(label),)
     if label.isdigit():
         low = high = int(label)
     elif re.fullmatch(r"\d+\s*-\s*\d+", label):
@@ -78,11 +81,15 @@ def age_index(label):
     elif re.fullmatch(r"\d+\+", label):
         low, high = int(label[:-1]), 200
     else:
-        return None
-    for i, (_, first, last) in enumerate(AGE_BINS):
-        if low >= first and (last is None or high <= last):
-            return i
-    return None  # the range straddles two groups
+        return ()
+    return tuple(i for i, (_, first, last) in enumerate(AGE_BINS)
+                 if high >= first and (last is None or low <= last))
+
+
+def age_index(label):
+    """The one age group a label names, or None (unreadable, or a range over two groups)."""
+    groups = age_groups(label)
+    return groups[0] if len(groups) == 1 else None
 
 
 def _label(item, task, raw, report):
@@ -93,11 +100,14 @@ def _label(item, task, raw, report):
             return False
         item.emotion = index
     else:
-        index = age_index(raw)
-        if index is None:
-            report.leave_out(f"age {raw} fits no single group")
+        groups = age_groups(raw)
+        if not groups:
+            report.leave_out(f"age {raw!r} unreadable")
             return False
-        item.age = index
+        item.age = groups[0] if len(groups) == 1 else -1
+        item.age_mask = sum(1 << g for g in groups)
+        if len(groups) > 1:
+            report.ranges += 1
     return True
 
 
@@ -175,8 +185,20 @@ def read_dataset(spec, task):
 
 
 def _cache_file(items, detector_name, cache_dir):
-    key = hashlib.sha1("\n".join([detector_name] + [i.path for i in items]).encode()).hexdigest()
+    """One cache file per detector and dataset folder; entries are per image, so a run over a
+    subset (``--limit-per-class``) or a superset reuses what an earlier run located."""
+    root = os.path.commonpath([i.path for i in items]) if items else ""
+    key = hashlib.sha1(f"{detector_name}\n{os.path.abspath(root)}".encode()).hexdigest()
     return Path(cache_dir) / f"faces-{key[:20]}.json"
+
+
+def _cache_key(item):
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None
+    box = ",".join(f"{v:g}" for v in item.box) if item.box else ""
+    return f"{item.path}|{st.st_size}|{st.st_mtime_ns}|{box}"
 
 
 def template_landmarks(box):
@@ -196,18 +218,17 @@ def _iou(a, b):
 
 def locate_faces(items, detector, cache_dir, min_score=0.5, batch=64, progress=None):
     """Box and landmarks for each item: RetinaFace's best face (the one matching a given box),
-    else the fallback. Returns (faces: list of (box, landmarks, found)), number not found."""
+    else the fallback. Returns (faces: list of (box, landmarks, found) or None when unreadable,
+    number not found). Results are cached per image (path, size, mtime)."""
     from ..library.decode import DecodeError, decode_bytes
 
     cache = _cache_file(items, detector.name, cache_dir)
-    if cache.is_file():
-        stored = json.loads(cache.read_text())
-        return [tuple(entry) for entry in stored["faces"]], stored["not_found"]
-    faces, not_found = [None] * len(items), 0
+    stored = json.loads(cache.read_text()) if cache.is_file() else {}
+    keys = [_cache_key(item) for item in items]
+    faces = [tuple(stored[k]) if k in stored and stored[k] else None for k in keys]
     pending = {}
 
     def flush(shape):
-        nonlocal not_found
         group = pending.pop(shape)
         results = detector.detect([pixels for _, pixels in group], min_score=min_score)
         for (i, pixels), found in zip(group, results):
@@ -222,29 +243,33 @@ def locate_faces(items, detector, cache_dir, min_score=0.5, batch=64, progress=N
                 else:
                     choice = 0  # best score
             if choice is None:
-                not_found += 1
                 box = list(wanted) if wanted else [0.0, 0.0, float(w), float(h)]
                 faces[i] = (box, template_landmarks(box), False)
             else:
                 faces[i] = (found.boxes[choice].tolist(), found.landmarks[choice].tolist(), True)
+            stored[keys[i]] = faces[i]
         if progress:
             progress(len(group))
 
-    for i, item in enumerate(items):
+    missing = [i for i, k in enumerate(keys) if k is None or k not in stored]
+    for i in missing:
         try:
-            pixels = decode_bytes(Path(item.path).read_bytes(), DECODE_SIZE)[0]
+            pixels = decode_bytes(Path(items[i].path).read_bytes(), DECODE_SIZE)[0]
         except (DecodeError, OSError):
-            faces[i] = None
+            if keys[i] is not None:
+                stored[keys[i]] = None
             continue
         pending.setdefault(pixels.shape, []).append((i, pixels))
         if len(pending[pixels.shape]) >= batch:
             flush(pixels.shape)
     for shape in list(pending):
         flush(shape)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".part")
-    tmp.write_text(json.dumps({"faces": faces, "not_found": not_found}))
-    os.replace(tmp, cache)
+    if missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.part")
+        tmp.write_text(json.dumps(stored))
+        os.replace(tmp, cache)
+    not_found = sum(1 for f in faces if f is not None and not f[2])
     return faces, not_found
 
 
@@ -272,22 +297,31 @@ def limit_per_class(items, limit):
         return items
     taken, counts = [], {}
     for item in sorted(items, key=_stable_order):
-        key = (item.emotion, item.age)
+        key = (item.emotion, item.age_mask)
         if counts.get(key, 0) < limit:
             counts[key] = counts.get(key, 0) + 1
             taken.append(item)
     return taken
 
 
-def split_holdout(items, fraction):
-    """Hold out a fraction by hashed file name (the same file always lands on the same side).
-    The hash is salted: ``limit_per_class`` picks by the plain one, and would pick only
-    held-out files."""
-    def position(item):
-        return int(hashlib.sha1(b"holdout:" + item.path.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+def _content_digest(path):
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).digest()
+    except OSError:
+        return hashlib.sha1(path.encode()).digest()
 
-    held = [i for i in items if position(i) < fraction]
-    kept = [i for i in items if position(i) >= fraction]
+
+def split_holdout(items, fraction):
+    """Hold out a fraction by a hash of each file's content: the same file, and identical
+    images under different names, always land on the same side. The hash is salted:
+    ``limit_per_class`` picks by another one, and would otherwise pick only held-out files."""
+    def position(item):
+        digest = hashlib.sha1(b"holdout:" + _content_digest(item.path)).hexdigest()
+        return int(digest[:8], 16) / 0xFFFFFFFF
+
+    positions = [position(i) for i in items]
+    held = [i for i, p in zip(items, positions) if p < fraction]
+    kept = [i for i, p in zip(items, positions) if p >= fraction]
     return kept, held
 
 
@@ -301,6 +335,7 @@ def gather(specs, task, limit=None):
         found, report = read_dataset(path, spec_task)
         found = limit_per_class(found, limit)
         report.items = len(found)
+        report.ranges = sum(1 for item in found if item.age < 0 and item.age_mask)
         items += found
         reports.append(report)
     return items, reports

@@ -2,8 +2,6 @@
 
 import torch
 
-from .training import stage_logits
-
 
 def metrics(confusion, classes):
     """Scores from a confusion matrix (rows: true class, columns: predicted)."""
@@ -26,6 +24,18 @@ def metrics(confusion, classes):
     }
 
 
+def neighbour_errors(confusion):
+    """For ordered classes (age groups): accuracy counting a neighbouring group as right, and
+    the share of the errors that are to a neighbouring group."""
+    confusion = confusion.double()
+    n = confusion.shape[0]
+    distance = (torch.arange(n)[:, None] - torch.arange(n)[None, :]).abs()
+    total, hits = confusion.sum().item(), confusion.diag().sum().item()
+    near = confusion[distance == 1].sum().item()
+    return {"accuracy_within_one": (hits + near) / total if total else None,
+            "adjacent_share_of_errors": near / (total - hits) if total > hits else None}
+
+
 @torch.no_grad()
 def evaluate(model, loader, device="cpu", branches=False):
     """Per task: metrics of the model's answer; with ``branches``, also face-only and
@@ -39,14 +49,22 @@ def evaluate(model, loader, device="cpu", branches=False):
     confusions = {(mode, task): torch.zeros(len(classes[task]), len(classes[task]), dtype=torch.long)
                   for mode in modes for task in classes}
     # The original design's five emotions: samples of those classes, answered among those five.
-    five_hits = five_seen = 0
+    five_hits, five_seen = {}, {}
     neutral = config.emotions.index("neutral") if "neutral" in config.emotions else None
-    for face, context, gate, emotion, age in loader:
+    gate_sums, gate_counts = {}, {}
+    for face, context, gate, emotion, age, _ in loader:
         face, context, gate = face.to(device), context.to(device), gate.to(device)
         targets = {"emotion": emotion, "age": age}
+        output = model(face, context, gate)
         for mode in modes:
-            logits = stage_logits(model, mode if mode != "model" else "gate", face, context, gate) \
-                if config.kind == "gated" else model(face, context, gate).logits
+            logits = {"model": output.logits, "face": output.face_logits,
+                      "context": output.context_logits}[mode]
+            if mode == "model" and output.gates:
+                for task, target in targets.items():
+                    known = target >= 0
+                    if known.any() and task in output.gates:
+                        gate_sums[task] = gate_sums.get(task, 0) + output.gates[task].cpu()[known].sum(0)
+                        gate_counts[task] = gate_counts.get(task, 0) + int(known.sum())
             for task, target in targets.items():
                 known = target >= 0
                 if not known.any():
@@ -54,19 +72,26 @@ def evaluate(model, loader, device="cpu", branches=False):
                 predicted = logits[task].cpu()[known].argmax(1)
                 confusions[(mode, task)].index_put_((target[known], predicted),
                                                     torch.ones_like(predicted), accumulate=True)
-                if task == "emotion" and mode == "model" and neutral is not None:
+                if task == "emotion" and neutral is not None:
                     five = known & (target != neutral)
                     restricted = logits[task].cpu()[five].clone()
                     restricted[:, neutral] = float("-inf")
-                    five_hits += (restricted.argmax(1) == target[five]).sum().item()
-                    five_seen += int(five.sum())
+                    five_hits[mode] = five_hits.get(mode, 0) + (restricted.argmax(1) == target[five]).sum().item()
+                    five_seen[mode] = five_seen.get(mode, 0) + int(five.sum())
     results = {}
     for task in classes:
         if confusions[("model", task)].sum() == 0:
             continue
         entry = metrics(confusions[("model", task)], classes[task])
-        if task == "emotion" and five_seen:
-            entry["accuracy_five"] = five_hits / five_seen
+        if task == "emotion" and five_seen.get("model"):
+            entry["accuracy_five"] = five_hits["model"] / five_seen["model"]
+            if len(modes) > 1:
+                entry["branches_five"] = {mode: five_hits[mode] / five_seen[mode] for mode in modes}
+        if task == "age":
+            entry.update(neighbour_errors(confusions[("model", task)]))
+        if task in gate_counts:
+            face_gate, context_gate = (gate_sums[task] / gate_counts[task]).tolist()
+            entry["mean_gates"] = {"face": face_gate, "context": context_gate}
         if len(modes) > 1:
             entry["branches"] = {
                 mode: metrics(confusions[(mode, task)], classes[task])["accuracy"] for mode in modes

@@ -73,7 +73,8 @@ def random_jitter(generator, size, shift=0.04, scale=0.06, degrees=8.0):
 
 
 class FaceCrops(Dataset):
-    """Items with located faces → (face, context, gate, emotion, age) tensors."""
+    """Items with located faces → (face, context, gate, emotion, age, age_mask): crops, the
+    label indices (-1: unknown) and the bit mask of the age groups the label allows."""
 
     def __init__(self, items, faces, config, augment=False, seed=0):
         kept = [(item, face) for item, face in zip(items, faces) if face is not None]
@@ -110,7 +111,7 @@ class FaceCrops(Dataset):
                 face, context, gate = face.flip(-1), context.flip(-1), gate.flip(-1)
             gain = 1.0 + (torch.rand(1, generator=generator).item() * 2 - 1) * 0.2
             face, context, gate = ((t * gain).clamp(0, 1) for t in (face, context, gate))
-        return face, context, gate, item.emotion, item.age
+        return face, context, gate, item.emotion, item.age, item.age_mask
 
 
 def _loader(dataset, options, shuffle, tasks):
@@ -181,13 +182,39 @@ def set_stage_mode(model, stage):
     return params
 
 
-def compute_loss(logits, emotion, age, weights):
+def age_allowed(age_mask, groups):
+    """Bit masks → N×groups booleans."""
+    bits = 1 << torch.arange(groups, device=age_mask.device)
+    return (age_mask.unsqueeze(1) & bits) != 0
+
+
+def partial_label_loss(logits, allowed, weight=None):
+    """-log P(answer is one of the allowed groups), averaged like weighted cross-entropy: with
+    one allowed group it is cross-entropy; an age range over two groups is trained as such
+    instead of being guessed into one. A row's weight is the mean of its groups' weights."""
+    known = allowed.any(1)
+    logits, allowed = logits[known], allowed[known]
+    loss = logits.logsumexp(1) - logits.masked_fill(~allowed, float("-inf")).logsumexp(1)
+    if weight is None:
+        return loss.mean()
+    row_weight = (allowed.float() * weight).sum(1) / allowed.sum(1)
+    return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
+
+
+def compute_loss(logits, emotion, age, weights, age_mask=None):
     total, parts = 0.0, 0
-    for task, target in (("emotion", emotion), ("age", age)):
-        if task not in logits or not (target >= 0).any():
-            continue
-        total = total + F.cross_entropy(logits[task], target, weight=weights.get(task), ignore_index=-1)
+    if "emotion" in logits and (emotion >= 0).any():
+        total = total + F.cross_entropy(logits["emotion"], emotion, weight=weights.get("emotion"),
+                                        ignore_index=-1)
         parts += 1
+    if "age" in logits:
+        groups = logits["age"].shape[1]
+        if age_mask is None:  # exact labels only
+            age_mask = torch.where(age >= 0, 1 << age.clamp_min(0), torch.zeros_like(age))
+        allowed = age_allowed(age_mask, groups)
+        if allowed.any():
+            total = total + partial_label_loss(logits["age"], allowed, weights.get("age"))
+            parts += 1
     return total if parts else None
 
 
@@ -195,11 +222,11 @@ def compute_loss(logits, emotion, age, weights):
 def validate(model, loader, stage, device, weights=None):
     model.eval()
     losses, correct, seen = [], {}, {}
-    for face, context, gate, emotion, age in loader:
+    for face, context, gate, emotion, age, age_mask in loader:
         face, context, gate = face.to(device), context.to(device), gate.to(device)
-        emotion, age = emotion.to(device), age.to(device)
+        emotion, age, age_mask = emotion.to(device), age.to(device), age_mask.to(device)
         logits = stage_logits(model, stage, face, context, gate)
-        loss = compute_loss(logits, emotion, age, {})
+        loss = compute_loss(logits, emotion, age, {}, age_mask)
         if loss is not None:
             losses.append(loss.item() * len(face))
         for task, target in (("emotion", emotion), ("age", age)):
@@ -235,9 +262,12 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
     """Train one stage for ``options.epochs`` epochs; checkpoint after each."""
     history = history if history is not None else []
     tasks = [t for t in ("emotion", "age") if any(v >= 0 for v in train_set.labels(t))]
+    if "age" not in tasks and any(train_set.labels("age_mask")):
+        tasks.append("age")
     weights = {}
     if options.balance == "loss":
-        weights = {t: class_weights(train_set, t, model.config.tasks[t]).to(device) for t in tasks}
+        weights = {t: w.to(device) for t in tasks
+                   if (w := class_weights(train_set, t, model.config.tasks[t])) is not None}
     params = set_stage_mode(model, stage)
     optimizer = _make_optimizer(params, options)
     loader = _loader(train_set, options, shuffle=True, tasks=tasks)
@@ -252,21 +282,23 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
         train_set.epoch = epoch
         seed_everything(options.seed + epoch)
         total, count = 0.0, 0
-        for step, (face, context, gate, emotion, age) in enumerate(loader, 1):
+        for step, (face, context, gate, emotion, age, age_mask) in enumerate(loader, 1):
             if step % 200 == 0:  # long epochs say how far they are
                 report(f"stage {stage} epoch {epoch + 1}/{options.epochs}: batch {step}/{len(loader)}, "
                        f"loss {total / max(1, count):.3f}")
             face, context, gate = face.to(device), context.to(device), gate.to(device)
-            emotion, age = emotion.to(device), age.to(device)
+            emotion, age, age_mask = emotion.to(device), age.to(device), age_mask.to(device)
 
             def closure():
-                loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age, weights)
+                loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age,
+                                    weights, age_mask)
                 loss.backward()
                 return loss
 
             if len(face) < 2:
                 continue
-            loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age, weights)
+            loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age,
+                                weights, age_mask)
             if loss is None:
                 continue
             loss.backward()

@@ -1,0 +1,52 @@
+"""The training loss for age ranges and the age metrics that know groups are ordered."""
+
+import torch
+import torch.nn.functional as F
+
+from phototag.vision.evaluate import neighbour_errors
+from phototag.vision.training import compute_loss, partial_label_loss
+
+
+def test_one_allowed_group_is_plain_weighted_cross_entropy():
+    torch.manual_seed(0)
+    logits, target = torch.randn(8, 6), torch.randint(0, 6, (8,))
+    weight = torch.rand(6) + 0.5
+    allowed = F.one_hot(target, 6).bool()
+    assert torch.allclose(partial_label_loss(logits, allowed, weight),
+                          F.cross_entropy(logits, target, weight=weight))
+
+
+def test_a_range_is_trained_as_one_of_its_groups():
+    logits = torch.tensor([[0.0, 2.0, 1.0, -1.0, 0.0, 0.0]])
+    allowed = torch.tensor([[False, True, True, False, False, False]])
+    expected = -torch.log(logits.softmax(1)[0, 1:3].sum())
+    assert torch.allclose(partial_label_loss(logits, allowed), expected)
+    # Learning from the range alone moves the mass into the two groups, not into one of them.
+    logits = torch.zeros(1, 6, requires_grad=True)
+    optimiser = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(200):
+        optimiser.zero_grad()
+        partial_label_loss(logits, allowed).backward()
+        optimiser.step()
+    p = logits.softmax(1)[0]
+    assert p[1] + p[2] > 0.95 and abs(p[1] - p[2]) < 1e-4
+
+
+def test_compute_loss_mixes_exact_ages_ranges_and_missing_labels():
+    torch.manual_seed(1)
+    logits = {"emotion": torch.randn(3, 6), "age": torch.randn(3, 6)}
+    emotion, age = torch.tensor([2, -1, -1]), torch.tensor([-1, 4, -1])
+    mask = torch.tensor([0, 1 << 4, 0b110])
+    loss = compute_loss(logits, emotion, age, {}, mask)
+    allowed = torch.tensor([[False] * 6, [False] * 4 + [True, False], [False, True, True] + [False] * 3])
+    expected = F.cross_entropy(logits["emotion"][:1], emotion[:1]) + \
+        partial_label_loss(logits["age"], allowed)
+    assert torch.allclose(loss, expected)
+    assert compute_loss(logits, torch.full((3,), -1), torch.full((3,), -1), {}, torch.zeros(3, dtype=torch.long)) is None
+
+
+def test_neighbouring_age_groups_are_counted_apart():
+    confusion = torch.tensor([[5, 1, 0], [0, 3, 2], [1, 0, 8]])
+    scores = neighbour_errors(confusion)
+    assert abs(scores["accuracy_within_one"] - 19 / 20) < 1e-9
+    assert abs(scores["adjacent_share_of_errors"] - 3 / 4) < 1e-9
