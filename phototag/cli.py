@@ -142,7 +142,9 @@ def _install_stop_handlers(stop):
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               envvar="PHOTOTAG_MODEL",
               help="Trained emotion/age weights (.safetensors from `phototag train`).  "
-                   "[default: the weights shipped with phototag, if any]  [env: PHOTOTAG_MODEL]")
+                   "[default: the weights shipped with phototag]  [env: PHOTOTAG_MODEL]")
+@click.option("--faces-only", is_flag=True,
+              help="Find and record faces without tagging emotion and age (faster).")
 @click.option("--device", default="auto", show_default=True,
               help="Where the models run: auto (a GPU if PyTorch sees one), cpu, cuda, cuda:N.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
@@ -167,7 +169,7 @@ def _install_stop_handlers(stop):
                                            "instead of exiting.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar: only the summary and errors "
                                                  "(the default when not on a terminal).")
-def index(paths, db, weights_dir, model_path, device, batch_size, workers, max_size, min_score, min_face,
+def index(paths, db, weights_dir, model_path, faces_only, device, batch_size, workers, max_size, min_score, min_face,
           max_faces, hidden, reprocess, retry_errors, wait, quiet):
     """Find the faces in every photo under PATHS and record them in the index.
 
@@ -191,25 +193,28 @@ def index(paths, db, weights_dir, model_path, device, batch_size, workers, max_s
         click.echo(f"phototag: waiting for the index run{who} on {db} to finish", err=True)
         lock.acquire(wait=True)
     with lock:
-        _run_index(paths, db, weights_dir, model_path, device, batch_size, workers, max_size,
-                   min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet)
+        _run_index(paths, db, weights_dir, model_path, faces_only, device, batch_size, workers,
+                   max_size, min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet)
 
 
-def _run_index(paths, db, weights_dir, model_path, device, batch_size, workers, max_size,
-               min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet):
+def _run_index(paths, db, weights_dir, model_path, faces_only, device, batch_size, workers,
+               max_size, min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet):
     from .pipeline import IndexOptions, SetupError, run_index
     from .store import printable_path
     from .weights import WeightsError, default_attribute_weights
 
     try:
-        model_path = model_path or default_attribute_weights(weights_dir)
+        if faces_only:
+            model_path = None
+        else:
+            model_path = model_path or default_attribute_weights(weights_dir)
     except WeightsError as exc:
         fail(str(exc))
     options = IndexOptions(
         roots=[os.path.abspath(p) for p in paths], weights_dir=weights_dir, device=device,
         batch_size=batch_size, workers=workers, max_size=max_size, min_score=min_score,
         min_face=min_face, max_faces=max_faces, include_hidden=hidden, reprocess=reprocess,
-        retry_errors=retry_errors, attributes=model_path,
+        retry_errors=retry_errors, attributes=model_path, faces_only=faces_only,
     )
     store = open_index(db)
     stop = threading.Event()

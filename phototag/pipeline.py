@@ -36,6 +36,7 @@ class IndexOptions:
     reprocess: bool = False
     retry_errors: bool = False
     attributes: str = None  # path of trained emotion/age weights; None: tagging is off
+    faces_only: bool = False  # the user turned tagging off: no note about it
     allow_untrained: bool = False  # speed benchmarks only: they throw their index away
 
     @functools.cached_property
@@ -245,9 +246,9 @@ def _process(index, todo, options, summary, reporter, stop):
                                      allow_untrained=options.allow_untrained)
         except (ValueError, OSError) as exc:
             raise SetupError(f"cannot use {options.attributes}: {exc}") from None
-    else:
-        reporter.note("note: emotion and age tagging is off: no trained weights ship with this "
-                      "phototag yet; pass --model FILE to use weights from `phototag train`")
+    elif not options.faces_only:
+        reporter.note("note: emotion and age tagging is off: this phototag was installed without "
+                      "its trained weights; pass --model FILE to use weights from `phototag train`")
     workers = default_workers(device) if options.workers is None else options.workers
     on_gpu = device.startswith("cuda")
     loader = DataLoader(

@@ -8,6 +8,7 @@ written atomically, so a half-finished or tampered download never lands under it
 """
 
 import hashlib
+import json
 import os
 import tempfile
 import urllib.error
@@ -68,8 +69,38 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def _hash_cache_file():
+    return cache_dir().parent / "sha256.json"
+
+
+def file_sha256(path):
+    """sha256 of a file, remembered by its path, size, mtime and inode (as git's index does):
+    a nightly run does not re-read tens of megabytes of weights to learn what it knew."""
+    path = os.path.realpath(path)
+    st = os.stat(path)
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    cache = _hash_cache_file()
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(path)
+    if isinstance(entry, list) and entry[:3] == stamp:
+        return entry[3]
+    digest = sha256_of(path)
+    known[path] = stamp + [digest]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}.part")
+        partial.write_text(json.dumps(known))
+        os.replace(partial, cache)
+    except OSError:
+        pass  # a read-only home: hash again next time
+    return digest
+
+
 def verify(path, entry):
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != entry.sha256:
         raise WeightsError(
             f"{path} does not match the sha256 in weights/manifest "
@@ -127,6 +158,9 @@ def locate(name, weights_dir=None, download=True, manifest=None):
         candidate = folder / name
         if candidate.is_file():
             return verify(candidate, entry)
+    if entry.url == "-":  # shipped inside the package, published nowhere else
+        raise WeightsError(f"{name} ships with phototag but is not in the installed package; "
+                           f"reinstall phototag, or pass --weights-dir to a folder holding it")
     if not download:
         raise WeightsError(f"{name} not found; put it in {cache_dir()} or pass --weights-dir")
     mirror = os.environ.get("PHOTOTAG_WEIGHTS_MIRROR")
@@ -136,7 +170,7 @@ def locate(name, weights_dir=None, download=True, manifest=None):
 
 def weights_id(path):
     """A short, stable id for the rows a weights file made: its name and content hash."""
-    return f"{Path(path).stem}-{sha256_of(path)[:12]}"
+    return f"{Path(path).stem}-{file_sha256(path)[:12]}"
 
 
 def default_attribute_weights(weights_dir=None):

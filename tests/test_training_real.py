@@ -101,10 +101,11 @@ def test_index_fills_emotion_age_and_gates_and_search_finds_them(tmp_path, train
     assert rows and all(r["emotion"] == emotion and r["age_group"] == age for r in rows)
 
 
-def test_without_trained_weights_index_says_tagging_is_off(tmp_path):
+def test_faces_only_turns_tagging_off(tmp_path):
     lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
-    result = run_phototag(tmp_path, "index", lib)
-    assert "emotion and age tagging is off" in result.stderr
+    result = run_phototag(tmp_path, "index", "--faces-only", lib)
+    assert "tagging is off" not in result.stderr  # asked for: no note
+    assert db_rows(tmp_path / "db" / "index.db", "SELECT count(*) FROM faces") != [(0,)]
     assert db_rows(tmp_path / "db" / "index.db", "SELECT count(*) FROM faces WHERE emotion IS NOT NULL") == [(0,)]
 
 

@@ -100,3 +100,28 @@ def test_offline_with_no_file_says_where_to_put_it(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot download" in lines[0] and "--weights-dir" in lines[0]
+
+
+def test_a_verified_file_is_not_rehashed_until_it_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    content = os.urandom(100_000)
+    path = tmp_path / "model.bin"
+    path.write_bytes(content)
+    entry = entry_for(content)
+    reads = []
+    real = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda p: reads.append(p) or real(p))
+    weights.verify(path, entry)
+    weights.verify(path, entry)
+    assert len(reads) == 1  # the second run trusts the recorded size, mtime and inode
+    path.write_bytes(os.urandom(100_000))  # same size, new content and mtime
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        weights.verify(path, entry)
+
+
+def test_a_shipped_file_missing_from_the_install_says_so_and_downloads_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PHOTOTAG_WEIGHTS", raising=False)
+    entry = Entry("absent.safetensors", "0" * 64, 10, "-", "non-commercial")
+    with pytest.raises(WeightsError, match="ships with phototag"):
+        weights.locate(entry.name, weights_dir=str(tmp_path), manifest={entry.name: entry})
