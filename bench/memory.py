@@ -88,6 +88,8 @@ def main():
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=10_000)
     parser.add_argument("--keep", help="folder for the generated libraries (reused)")
+    parser.add_argument("--faces-only", action="store_true",
+                        help="run `index --faces-only` (no emotion/age model)")
     args = parser.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-memory-"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), PHOTOTAG_WEIGHTS=str(WEIGHTS))
@@ -100,6 +102,8 @@ def main():
         for leftover in work.glob(f"{name}.db*"):
             leftover.unlink()
         command = [sys.executable, "-m", "phototag", "index", "--quiet", "--db", str(db), str(library)]
+        if args.faces_only:
+            command.insert(-1, "--faces-only")
         results[name] = peak_of(command, env)
         print(f"{name:>5}: {count:>6,} photos {size[0]}×{size[1]}: peak {results[name][0] / 2**20:7.0f} MiB "
               f"in {results[name][1]:6.0f} s  ({results[name][2]})")
