@@ -58,7 +58,7 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
                    "(path,label[,x1,y1,x2,y2], CAER-S layout included) or a UTKFace folder. "
                    "Prefix emotion: or age:. Repeatable.")
 @click.option("--val", "val", multiple=True, metavar="[TASK:]PATH",
-              help="Validation data, as --data. [default: a 10% hold-out of --data by file name]")
+              help="Validation data, as --data. [default: --holdout of --data]")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
               help="For each task --val has no data for, hold this share of the training images "
                    "out for validation, chosen by a hash of each file's content (identical "

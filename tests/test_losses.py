@@ -37,12 +37,12 @@ def test_compute_loss_mixes_exact_ages_ranges_and_missing_labels():
     logits = {"emotion": torch.randn(3, 6), "age": torch.randn(3, 6)}
     emotion, age = torch.tensor([2, -1, -1]), torch.tensor([-1, 4, -1])
     mask = torch.tensor([0, 1 << 4, 0b110])
-    loss = compute_loss(logits, emotion, age, {}, mask)
+    loss = compute_loss(logits, emotion, mask, {})
     allowed = torch.tensor([[False] * 6, [False] * 4 + [True, False], [False, True, True] + [False] * 3])
     expected = F.cross_entropy(logits["emotion"][:1], emotion[:1]) + \
         partial_label_loss(logits["age"], allowed)
     assert torch.allclose(loss, expected)
-    assert compute_loss(logits, torch.full((3,), -1), torch.full((3,), -1), {}, torch.zeros(3, dtype=torch.long)) is None
+    assert compute_loss(logits, torch.full((3,), -1), torch.zeros(3, dtype=torch.long), {}) is None
 
 
 def test_neighbouring_age_groups_are_counted_apart():

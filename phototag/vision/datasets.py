@@ -106,8 +106,6 @@ def _label(item, task, raw, report):
             return False
         item.age = groups[0] if len(groups) == 1 else -1
         item.age_mask = sum(1 << g for g in groups)
-        if len(groups) > 1:
-            report.ranges += 1
     return True
 
 
@@ -168,6 +166,11 @@ def read_manifest(path, task, report, root=None):
     return items
 
 
+def count_ranges(items):
+    """How many items carry an age range over several groups rather than one group."""
+    return sum(1 for item in items if item.age < 0 and item.age_mask)
+
+
 def read_dataset(spec, task):
     """Items of one dataset, and a report of what was left out and why."""
     report = DatasetReport(str(spec))
@@ -177,7 +180,7 @@ def read_dataset(spec, task):
         items = read_manifest(spec, task, report)
     else:
         raise FileNotFoundError(f"no dataset at {spec}")
-    report.items = len(items)
+    report.items, report.ranges = len(items), count_ranges(items)
     return items, report
 
 
@@ -334,8 +337,7 @@ def gather(specs, task, limit=None):
             continue
         found, report = read_dataset(path, spec_task)
         found = limit_per_class(found, limit)
-        report.items = len(found)
-        report.ranges = sum(1 for item in found if item.age < 0 and item.age_mask)
+        report.items, report.ranges = len(found), count_ranges(found)
         items += found
         reports.append(report)
     return items, reports

@@ -56,15 +56,14 @@ def evaluate(model, loader, device="cpu", branches=False):
         face, context, gate = face.to(device), context.to(device), gate.to(device)
         targets = {"emotion": emotion, "age": age}
         output = model(face, context, gate)
+        for task, target in targets.items():
+            known = target >= 0
+            if output.gates and task in output.gates and known.any():
+                gate_sums[task] = gate_sums.get(task, 0) + output.gates[task].cpu()[known].sum(0)
+                gate_counts[task] = gate_counts.get(task, 0) + int(known.sum())
         for mode in modes:
             logits = {"model": output.logits, "face": output.face_logits,
                       "context": output.context_logits}[mode]
-            if mode == "model" and output.gates:
-                for task, target in targets.items():
-                    known = target >= 0
-                    if known.any() and task in output.gates:
-                        gate_sums[task] = gate_sums.get(task, 0) + output.gates[task].cpu()[known].sum(0)
-                        gate_counts[task] = gate_counts.get(task, 0) + int(known.sum())
             for task, target in targets.items():
                 known = target >= 0
                 if not known.any():

@@ -201,17 +201,16 @@ def partial_label_loss(logits, allowed, weight=None):
     return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
 
 
-def compute_loss(logits, emotion, age, weights, age_mask=None):
+def compute_loss(logits, emotion, age_mask, weights):
+    """Emotion: cross-entropy over known labels (-1: none). Age: the partial-label loss over the
+    groups each ``age_mask`` allows (0: none), so exact ages and ranges train alike."""
     total, parts = 0.0, 0
     if "emotion" in logits and (emotion >= 0).any():
         total = total + F.cross_entropy(logits["emotion"], emotion, weight=weights.get("emotion"),
                                         ignore_index=-1)
         parts += 1
     if "age" in logits:
-        groups = logits["age"].shape[1]
-        if age_mask is None:  # exact labels only
-            age_mask = torch.where(age >= 0, 1 << age.clamp_min(0), torch.zeros_like(age))
-        allowed = age_allowed(age_mask, groups)
+        allowed = age_allowed(age_mask, logits["age"].shape[1])
         if allowed.any():
             total = total + partial_label_loss(logits["age"], allowed, weights.get("age"))
             parts += 1
@@ -226,7 +225,7 @@ def validate(model, loader, stage, device, weights=None):
         face, context, gate = face.to(device), context.to(device), gate.to(device)
         emotion, age, age_mask = emotion.to(device), age.to(device), age_mask.to(device)
         logits = stage_logits(model, stage, face, context, gate)
-        loss = compute_loss(logits, emotion, age, {}, age_mask)
+        loss = compute_loss(logits, emotion, age_mask, {})
         if loss is not None:
             losses.append(loss.item() * len(face))
         for task, target in (("emotion", emotion), ("age", age)):
@@ -261,9 +260,9 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
                 resume_state=None, history=None):
     """Train one stage for ``options.epochs`` epochs; checkpoint after each."""
     history = history if history is not None else []
-    tasks = [t for t in ("emotion", "age") if any(v >= 0 for v in train_set.labels(t))]
-    if "age" not in tasks and any(train_set.labels("age_mask")):
-        tasks.append("age")
+    # An age range alone (age -1, age_mask set) is an age label too.
+    tasks = [t for t, known in (("emotion", any(v >= 0 for v in train_set.labels("emotion"))),
+                                ("age", any(train_set.labels("age_mask")))) if known]
     weights = {}
     if options.balance == "loss":
         weights = {t: w.to(device) for t in tasks
@@ -290,15 +289,15 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
             emotion, age, age_mask = emotion.to(device), age.to(device), age_mask.to(device)
 
             def closure():
-                loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age,
-                                    weights, age_mask)
+                loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion,
+                                    age_mask, weights)
                 loss.backward()
                 return loss
 
             if len(face) < 2:
                 continue
-            loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion, age,
-                                weights, age_mask)
+            loss = compute_loss(stage_logits(model, stage, face, context, gate), emotion,
+                                age_mask, weights)
             if loss is None:
                 continue
             loss.backward()
