@@ -62,6 +62,26 @@ def test_both_tasks_from_task_prefixed_specs_and_a_stable_holdout(tmp_path):
     assert split_holdout(many, 0.1) == (kept, held)
 
 
+def test_a_subset_is_the_same_wherever_the_dataset_is_kept(tmp_path):
+    for n in range(30):
+        image(tmp_path / f"here/fer/happy/{n}.png")
+        image(tmp_path / f"elsewhere/deeper/fer/happy/{n}.png")
+
+    def subset(root):
+        items, _ = gather([f"emotion:{root}"], "emotion", limit=5)
+        return sorted(Path(i.path).relative_to(root).as_posix() for i in items)
+
+    assert subset(tmp_path / "here/fer") == subset(tmp_path / "elsewhere/deeper/fer")
+    assert len(subset(tmp_path / "here/fer")) == 5
+
+
+def test_a_small_set_still_holds_out_one_image():
+    few = [Item(f"/x/{n}.jpg") for n in range(4)]
+    kept, held = split_holdout(few, 0.01)
+    assert len(held) == 1 and len(kept) == 3
+    assert split_holdout(few, 0.0) == (few, [])
+
+
 def test_an_age_range_over_a_bin_edge_keeps_both_groups(tmp_path):
     assert age_groups("8-12") == (AGE_GROUPS.index("child"), AGE_GROUPS.index("ten-twenty"))
     assert age_groups("66+") == (AGE_GROUPS.index("senior"),) and age_groups("old") == ()

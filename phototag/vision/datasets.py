@@ -289,17 +289,18 @@ def parse_spec(spec, default_task):
     return default_task, spec
 
 
-def _stable_order(item):
-    return hashlib.sha1(item.path.encode()).hexdigest()
-
-
-def limit_per_class(items, limit):
-    """At most ``limit`` items of each label, picked by a hash of the path (not by name order,
-    which would take one subject's frames)."""
+def limit_per_class(items, limit, root=""):
+    """At most ``limit`` items of each label, picked by a hash of the path below ``root`` (not
+    by name order, which would take one subject's frames). Relative, so that the same dataset
+    gives the same subset wherever it is kept."""
     if not limit:
         return items
+
+    def stable_order(item):
+        return hashlib.sha1(os.path.relpath(item.path, root or "/").encode()).hexdigest()
+
     taken, counts = [], {}
-    for item in sorted(items, key=_stable_order):
+    for item in sorted(items, key=stable_order):
         key = (item.emotion, item.age_mask)
         if counts.get(key, 0) < limit:
             counts[key] = counts.get(key, 0) + 1
@@ -323,8 +324,11 @@ def split_holdout(items, fraction):
         return int(digest[:8], 16) / 0xFFFFFFFF
 
     positions = [position(i) for i in items]
-    held = [i for i, p in zip(items, positions) if p < fraction]
-    kept = [i for i, p in zip(items, positions) if p >= fraction]
+    cut = fraction
+    if fraction > 0 and len(items) > 1 and not any(p < fraction for p in positions):
+        cut = min(positions) + 1e-12  # a small set still gets one image to validate on
+    held = [i for i, p in zip(items, positions) if p < cut]
+    kept = [i for i, p in zip(items, positions) if p >= cut]
     return kept, held
 
 
@@ -336,7 +340,8 @@ def gather(specs, task, limit=None):
         if task != "both" and spec_task != task:
             continue
         found, report = read_dataset(path, spec_task)
-        found = limit_per_class(found, limit)
+        root = path if Path(path).is_dir() else os.path.dirname(os.path.abspath(path))
+        found = limit_per_class(found, limit, root)
         report.items, report.ranges = len(found), count_ranges(found)
         items += found
         reports.append(report)
