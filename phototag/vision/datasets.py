@@ -171,15 +171,17 @@ def count_ranges(items):
     return sum(1 for item in items if item.age < 0 and item.age_mask)
 
 
-def read_dataset(spec, task):
-    """Items of one dataset, and a report of what was left out and why."""
+def read_dataset(spec, task, limit=None):
+    """Items of one dataset (at most ``limit`` per label), and a report of what was left out
+    and why."""
     report = DatasetReport(str(spec))
     if Path(spec).is_dir():
-        items = read_folder(spec, task, report)
+        items, root = read_folder(spec, task, report), spec
     elif Path(spec).is_file():
-        items = read_manifest(spec, task, report)
+        items, root = read_manifest(spec, task, report), Path(spec).parent
     else:
         raise FileNotFoundError(f"no dataset at {spec}")
+    items = limit_per_class(items, limit, root)
     report.items, report.ranges = len(items), count_ranges(items)
     return items, report
 
@@ -289,7 +291,7 @@ def parse_spec(spec, default_task):
     return default_task, spec
 
 
-def limit_per_class(items, limit, root=""):
+def limit_per_class(items, limit, root):
     """At most ``limit`` items of each label, picked by a hash of the path below ``root`` (not
     by name order, which would take one subject's frames). Relative, so that the same dataset
     gives the same subset wherever it is kept."""
@@ -297,7 +299,7 @@ def limit_per_class(items, limit, root=""):
         return items
 
     def stable_order(item):
-        return hashlib.sha1(os.path.relpath(item.path, root or "/").encode()).hexdigest()
+        return hashlib.sha1(os.path.relpath(item.path, root).encode()).hexdigest()
 
     taken, counts = [], {}
     for item in sorted(items, key=stable_order):
@@ -339,10 +341,7 @@ def gather(specs, task, limit=None):
         spec_task, path = parse_spec(spec, task)
         if task != "both" and spec_task != task:
             continue
-        found, report = read_dataset(path, spec_task)
-        root = path if Path(path).is_dir() else os.path.dirname(os.path.abspath(path))
-        found = limit_per_class(found, limit, root)
-        report.items, report.ranges = len(found), count_ranges(found)
+        found, report = read_dataset(path, spec_task, limit)
         items += found
         reports.append(report)
     return items, reports
