@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source weights/datasets.sh
 OUT=${PHOTOTAG_RESULTS_DIR:-build/results}
-ROWS=${ROWS:-"default gated-sam gated-adam fusion caer"}
+ROWS=${ROWS:-"default gated-sam gated-adamw fusion caer"}
 mkdir -p "$OUT"
 
 # The subset: at most LIMIT images per class and dataset; validation as for the default weights.
@@ -30,7 +30,7 @@ for row in $ROWS; do
   case $row in
     default)
       score default weights/phototag-cpu.safetensors ;;
-    gated-sam|gated-adam)
+    gated-sam|gated-adamw)
       optimizer=${row#gated-}
       phototag train "${subset[@]}" --optimizer "$optimizer" --stage face --out "$OUT/$row-face.safetensors"
       phototag train "${subset[@]}" --optimizer "$optimizer" --stage context \

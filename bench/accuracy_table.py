@@ -10,7 +10,7 @@ from pathlib import Path
 ROWS = {  # name → (what it is, the command that reproduces it)
     "default": ("gated (shipped weights, all data)", "weights/train.sh; ROWS=default bench/accuracy.sh"),
     "gated-sam": ("gated, SAM", "ROWS=gated-sam bench/accuracy.sh"),
-    "gated-adam": ("gated, Adam", "ROWS=gated-adam bench/accuracy.sh"),
+    "gated-adamw": ("gated, AdamW", "ROWS=gated-adamw bench/accuracy.sh"),
     "fusion": ("fusion (Adaptive Fusion), SAM", "ROWS=fusion bench/accuracy.sh"),
     "caer": ("CAER-Net, SAM", "ROWS=caer bench/accuracy.sh"),
 }

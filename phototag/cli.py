@@ -18,31 +18,8 @@ import time
 import click
 
 from . import __version__
+from .commandline import EXIT_FAILED, EXIT_INTERRUPTED, db_option, default_db, fail  # noqa: F401
 from .labels import AGE_GROUPS, EMOTIONS
-
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
-
-
-def default_db():
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "phototag", "index.db")
-
-
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    envvar="PHOTOTAG_DB",
-    default=default_db,
-    show_default="$PHOTOTAG_DB, else $XDG_DATA_HOME/phototag/index.db",
-    help="The index file.",
-)
-
-
-def fail(message):
-    click.echo(f"phototag: {message}", err=True)
-    sys.exit(EXIT_FAILED)
-
 
 def open_index(path, readonly=False):
     from .store import Index, StoreError
@@ -53,7 +30,25 @@ def open_index(path, readonly=False):
         fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """``train`` and ``eval`` live in ``phototag.train`` and are imported only when used, so
+    the index and search commands never load the training code, and neither side imports
+    the other at import time."""
+
+    training = {"train": "train", "eval": "evaluate_command"}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.training))
+
+    def get_command(self, ctx, name):
+        if name in self.training:
+            from .train import commands
+
+            return getattr(commands, self.training[name])
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phototag")
 def main():
     """Tag a photo library by the faces in it, and search the tags.
@@ -543,8 +538,6 @@ def report(out, db, emotions, ages, path_glob, limit):
         f.write(render(photos))
     click.echo(f"{len(photos)} photos in {out}", err=True)
 
-
-from . import trainer_cli  # noqa: E402,F401  (registers train and eval)
 
 if __name__ == "__main__":
     main()

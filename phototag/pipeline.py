@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -141,23 +142,46 @@ def run_index(index, options, reporter=None, stop=None):
         index.finish_run(run_id, status, summary.counts())
 
 
-def _resolve_device(name):
+DEVICE_NAMES = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device_name(name):
+    """The device names phototag takes: auto, cpu, cuda, cuda:N (no torch needed to check)."""
+    if not DEVICE_NAMES.match(name or ""):
+        raise ValueError(f"unknown device {name!r}: auto, cpu, cuda or cuda:N")
+    return name
+
+
+def resolve_device(name):
+    """``name`` (auto, cpu, cuda, cuda:N) → the device to use; SetupError if it is not there."""
     import torch
 
+    try:
+        check_device_name(name)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SetupError("--device cuda was asked for, but PyTorch sees no CUDA device")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SetupError(f"--device {name} was asked for, but PyTorch sees no CUDA device")
+        number = int(name.partition(":")[2] or 0)
+        if number >= torch.cuda.device_count():
+            raise SetupError(f"--device {name} was asked for, but PyTorch sees "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
     return name
 
 
 class _PhotoFiles:
-    """A map-style dataset: DataLoader workers read and decode photos in parallel."""
+    """A map-style dataset: DataLoader workers read and decode photos in parallel. Each worker
+    notes in shared memory which photo it is decoding, so that when a decoder takes its
+    process down (a codec's segfault, the OOM killer) the run knows which photo did it."""
 
-    def __init__(self, entries, max_size, as_tensors=False):
+    def __init__(self, entries, max_size, as_tensors=False, in_hand=None):
         self.entries = entries
         self.max_size = max_size
         self.as_tensors = as_tensors
+        self.in_hand = in_hand  # per worker: (pid, position being decoded or -1)
 
     def __len__(self):
         return len(self.entries)
@@ -165,7 +189,17 @@ class _PhotoFiles:
     def __getitem__(self, i):
         from .library.decode import load  # Pillow and numpy only when there is a photo to read
 
+        slot = None
+        if self.in_hand is not None:
+            from torch.utils.data import get_worker_info
+
+            info = get_worker_info()
+            if info is not None:
+                slot = info.id
+                self.in_hand[2 * slot], self.in_hand[2 * slot + 1] = os.getpid(), i
         photo = load(self.entries[i], self.max_size)
+        if slot is not None:
+            self.in_hand[2 * slot + 1] = -1
         if self.as_tensors and photo.pixels is not None:
             import torch
 
@@ -218,11 +252,42 @@ class _Writer(threading.Thread):
         self.check()
 
 
-def _ignore_sigint(_worker_id):
-    # Ctrl-C is the main process's business: it finishes the batch in hand, then stops.
+def _start_worker(parent, _worker_id):
+    """A decode worker ignores Ctrl-C (the main process finishes the batch in hand, then stops)
+    and dies with the run: killed with SIGKILL, the run leaves no worker behind."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent):
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: Linux only
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the run died before the line above took effect
+        os._exit(1)
+
+
+def _dead_workers(error):
+    """The pids a DataLoader names in the error it raises when a worker process dies, or None
+    for any other error."""
+    found = re.search(r"DataLoader worker \(pid(?:\(s\))? ([\d, ]+)\)", str(error))
+    return {int(n) for n in re.findall(r"\d+", found.group(1))} if found else None
+
+
+def _crashed_record(entry, error):
+    from .library.decode import DecodedPhoto
+
+    signal = re.search(r"killed by signal: ([^.]+)", str(error))
+    how = f"killed by signal: {signal.group(1)}" if signal else "exited unexpectedly"
+    return DecodedPhoto(path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns,
+                        error=f"decoder crashed (its process was {how})")
 
 
 def _keep_list(batch):
@@ -235,7 +300,7 @@ def _process(index, todo, options, summary, reporter, stop):
 
     from .vision.detect import Detector
 
-    device = _resolve_device(options.device)
+    device = resolve_device(options.device)
     detector = Detector(weights.locate(DETECTOR_WEIGHTS, options.weights_dir), device=device)
     tagger = None
     if options.attributes:
@@ -251,34 +316,66 @@ def _process(index, todo, options, summary, reporter, stop):
                       "its trained weights; pass --model FILE to use weights from `phototag train`")
     workers = default_workers(device) if options.workers is None else options.workers
     on_gpu = device.startswith("cuda")
-    loader = DataLoader(
-        _PhotoFiles(todo, options.max_size, as_tensors=on_gpu),
-        batch_size=options.batch_size or default_batch_size(device),
-        num_workers=workers,
-        collate_fn=_keep_list,
-        pin_memory=on_gpu,
-        worker_init_fn=_ignore_sigint if workers else None,
-    )
+    in_hand = None
+    if workers:
+        import multiprocessing
+
+        in_hand = multiprocessing.Array("q", [0, -1] * workers, lock=False)
     reporter.start(len(todo))
     writer = _Writer(index)
     writer.start()
+    remaining = list(todo)
     try:
         with torch.inference_mode():
-            for batch in loader:
-                records = _detect_batch(detector, tagger, batch, options)
-                writer.write(records)
-                faces = sum(len(r.faces) for r in records)
-                failed = [r for r in records if r.status == "error"]
-                summary.processed += len(records)
-                summary.errors += len(failed)
-                summary.faces += faces
-                summary.error_list += [(r.path, r.error) for r in failed]
-                reporter.advance(len(records), faces)
-                if stop.is_set():
-                    summary.interrupted = True
-                    break
+            while remaining:
+                loader = DataLoader(
+                    _PhotoFiles(remaining, options.max_size, as_tensors=on_gpu, in_hand=in_hand),
+                    batch_size=options.batch_size or default_batch_size(device),
+                    num_workers=workers,
+                    collate_fn=_keep_list,
+                    pin_memory=on_gpu,
+                    worker_init_fn=functools.partial(_start_worker, os.getpid()) if workers else None,
+                )
+                done = 0
+                try:
+                    for batch in loader:
+                        _handle_batch(batch, detector, tagger, options, writer, summary, reporter)
+                        done += len(batch)
+                        if stop.is_set():
+                            summary.interrupted = True
+                            return
+                    return
+                except RuntimeError as error:
+                    dead = _dead_workers(error)
+                    if not dead or in_hand is None:
+                        raise
+                    culprits = sorted({in_hand[2 * w + 1] for w in range(workers)
+                                       if in_hand[2 * w] in dead and in_hand[2 * w + 1] >= 0})
+                    if not culprits:
+                        raise
+                    # The photo a dead worker had in hand is recorded as an error (retried
+                    # when it changes); the others go round again.
+                    crashed = [_crashed_record(remaining[i], error) for i in culprits]
+                    _handle_batch(_Batch(crashed), detector, tagger, options, writer, summary,
+                                  reporter)
+                    for i in range(workers):
+                        in_hand[2 * i], in_hand[2 * i + 1] = 0, -1
+                    remaining = [e for i, e in enumerate(remaining) if i >= done and i not in culprits]
+                    del loader
     finally:
         writer.close()
+
+
+def _handle_batch(batch, detector, tagger, options, writer, summary, reporter):
+    records = _detect_batch(detector, tagger, batch, options)
+    writer.write(records)
+    faces = sum(len(r.faces) for r in records)
+    failed = [r for r in records if r.status == "error"]
+    summary.processed += len(records)
+    summary.errors += len(failed)
+    summary.faces += faces
+    summary.error_list += [(r.path, r.error) for r in failed]
+    reporter.advance(len(records), faces)
 
 
 # Pixels per detector forward pass. On the CPU a batch of large photos runs slower per photo

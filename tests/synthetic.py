@@ -3,7 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from phototag.vision.datasets import Item, template_landmarks
+from phototag.train.crops import template_landmarks
+from phototag.train.datasets import Item
 
 COLOURS = np.array([(210, 50, 50), (50, 210, 50), (50, 50, 210)], dtype=np.float64)
 SIZE, BOX = 64, (20.0, 18.0, 44.0, 46.0)

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL leaves a consistent index; the next run finishes the rest."""
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -87,3 +88,80 @@ def test_ctrl_c_stops_after_the_current_batch(tmp_path):
     assert db_rows(db, "SELECT status FROM runs") == [("interrupted",)]
     rerun = run_phototag(tmp_path, "index", lib)
     assert f"{len(PHOTOS) - written} indexed" in rerun.stderr
+
+
+def run_processes(marker):
+    """Pids of live processes whose command line mentions ``marker`` (a run's library path):
+    the run itself and every worker it forked."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+def test_sigkill_of_the_main_process_leaves_no_worker_and_no_lock(tmp_path):
+    lib = copy_photos(PHOTOS, tmp_path / "lib-sigkill")
+    db = tmp_path / "db" / "index.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phototag", "index", "--batch-size", "1", "--workers", "1", str(lib)],
+        env=phototag_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while count_photos(db) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    assert len(run_processes(str(lib))) >= 2  # the run and its decode worker
+    process.send_signal(signal.SIGKILL)  # the main process alone, as the OOM killer does
+    process.wait()
+    time.sleep(5)
+    assert run_processes(str(lib)) == []
+    rerun = run_phototag(tmp_path, "index", lib)
+    assert "another index run" not in rerun.stderr
+    assert db_rows(db, "SELECT count(*) FROM photos WHERE status = 'done'") == [(len(PHOTOS),)]
+
+
+CRASHING_CODEC = '''
+import os, signal
+from PIL import Image, ImageFile
+
+class CrashingFile(ImageFile.ImageFile):
+    """A codec with a fatal bug: opening its files kills the process, as a segfault does."""
+    format = "CRASH"
+
+    def _open(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+Image.register_open("CRASH", CrashingFile, lambda prefix: prefix.startswith(b"CRASH-ME"))
+'''
+
+
+def test_a_decoder_that_crashes_its_process_costs_one_photo_not_the_run(tmp_path):
+    # Every process of the run loads this codec (sitecustomize), as it would a broken plugin.
+    codec = tmp_path / "codec"
+    codec.mkdir()
+    (codec / "sitecustomize.py").write_text(CRASHING_CODEC)
+    lib = copy_photos(PHOTOS[:5], tmp_path / "lib")
+    (lib / "ultralight__2.jpg").rename(lib / "crash.jpg")
+    (lib / "crash.jpg").write_bytes(b"CRASH-ME" + bytes(100))
+    env = phototag_env(tmp_path)
+    env["PYTHONPATH"] = f"{codec}{os.pathsep}{env['PYTHONPATH']}"
+    first = run_phototag(tmp_path, "index", "--workers", "1", "--batch-size", "2", lib, env=env)
+    db = tmp_path / "db" / "index.db"
+    rows = dict(db_rows(db, "SELECT path, coalesce(error, status) FROM photos"))
+    assert len(rows) == 5 and "Traceback" not in first.stderr
+    assert rows.pop(str(lib / "crash.jpg")).startswith("decoder crashed")
+    assert set(rows.values()) == {"done"}
+    again = run_phototag(tmp_path, "index", "--workers", "1", lib, env=env)
+    assert " 0 indexed" in again.stderr  # not retried while unchanged
+    os.utime(lib / "crash.jpg", ns=(time.time_ns(), time.time_ns()))
+    changed = run_phototag(tmp_path, "index", "--workers", "1", lib, env=env)
+    assert "1 indexed (0 new, 1 changed)" in changed.stderr, changed.stderr  # retried once changed

@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image
 
 from phototag.labels import AGE_GROUPS, EMOTIONS
+from phototag.train.crops import CropGeometry, build_crops
+from phototag.train.datasets import Item, age_groups, age_index, gather, read_dataset, split_holdout
 from phototag.vision.detect import Faces
-from phototag.vision.datasets import (Item, age_groups, age_index, gather, locate_faces, read_dataset,
-                                      split_holdout)
 
 
 def image(path):
@@ -108,7 +108,7 @@ def test_identical_images_under_different_names_are_held_out_together(tmp_path):
 
 
 class CountingDetector:
-    """Stands in for RetinaFace where only the cache's bookkeeping is under test."""
+    """Stands in for RetinaFace where only the store's bookkeeping is under test."""
     name = "counting"
 
     def __init__(self):
@@ -119,18 +119,62 @@ class CountingDetector:
         return [Faces(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))) for _ in images]
 
 
-def test_located_faces_are_cached_per_image(tmp_path):
+GEOMETRY = CropGeometry(face_size=32, context_size=32, context_scale=0.0, margin=4)
+
+
+def coloured(path, colour, size=(20, 20)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_faces_are_located_and_cut_once_per_content(tmp_path):
     items = []
     for n in range(6):
-        image(tmp_path / "data" / f"{n}.png")
+        coloured(tmp_path / "data" / f"{n}.png", (40 * n, 0, 0))
         items.append(Item(str(tmp_path / "data" / f"{n}.png")))
     detector = CountingDetector()
-    first, _ = locate_faces(items[:3], detector, tmp_path / "cache")
-    assert detector.seen == 3
-    every, not_found = locate_faces(items, detector, tmp_path / "cache")
-    assert detector.seen == 6 and every[:3] == first and not_found == 6
-    locate_faces(items[2:], detector, tmp_path / "cache")
+    first, unreadable = build_crops(items[:3], detector, tmp_path / "cache", GEOMETRY)
+    assert detector.seen == 3 and unreadable == 0 and len(first) == 3
+    every, _ = build_crops(items, detector, tmp_path / "cache", GEOMETRY)
+    assert detector.seen == 6 and not every.found[every.rows].any()  # tight crops: whole image
+    assert np.array_equal(every.gather([0, 1, 2])[0], first.gather([0, 1, 2])[0])
+    # A face's crop is its image: colour n in the middle of face n's canvas.
+    middle = every.gather(range(6))[0][:, 20, 20, 0]
+    assert np.abs(middle.astype(int) - [40 * n for n in range(6)]).max() <= 1
+    # The same bytes under another name, in another folder: nothing detected or cut again.
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "moved" / "a.png").write_bytes(Path(items[4].path).read_bytes())
+    build_crops([Item(str(tmp_path / "moved" / "a.png"))], detector, tmp_path / "cache", GEOMETRY)
     assert detector.seen == 6
-    Image.new("RGB", (30, 20)).save(items[0].path)  # changed: located again
-    again, _ = locate_faces(items, detector, tmp_path / "cache")
-    assert detector.seen == 7 and again[0][0] == [0.0, 0.0, 30.0, 20.0]
+    # Another crop size cuts again but does not detect again.
+    build_crops(items, detector, tmp_path / "cache", CropGeometry(48, 32, 0.0, 6))
+    assert detector.seen == 6
+    coloured(Path(items[0].path), (0, 255, 0), size=(30, 20))  # changed: located again
+    build_crops(items, detector, tmp_path / "cache", GEOMETRY)
+    assert detector.seen == 7
+
+
+def test_a_stopped_build_resumes_and_drops_pixels_written_after_its_last_commit(tmp_path):
+    items = []
+    for n in range(4):
+        coloured(tmp_path / f"{n}.png", (0, 50 * n, 0))
+        items.append(Item(str(tmp_path / f"{n}.png")))
+    detector = CountingDetector()
+    build_crops(items[:2], detector, tmp_path / "cache", GEOMETRY)
+    face_file = next((tmp_path / "cache").glob("crops-*.face"))
+    with open(face_file, "ab") as f:
+        f.write(b"\x07" * 1000)  # a write that never got committed
+    crops, _ = build_crops(items, detector, tmp_path / "cache", GEOMETRY)
+    assert detector.seen == 4 and len(crops) == 4
+    assert face_file.stat().st_size == 4 * GEOMETRY.canvas ** 2 * 3
+    middle = crops.gather(range(4))[0][:, 20, 20, 1]
+    assert np.abs(middle.astype(int) - [0, 50, 100, 150]).max() <= 1
+
+
+def test_an_unreadable_image_is_left_out_and_counted(tmp_path):
+    coloured(tmp_path / "good.png", (9, 9, 9))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    items = [Item(str(tmp_path / "good.png")), Item(str(tmp_path / "bad.png")),
+             Item(str(tmp_path / "missing.png"))]
+    crops, unreadable = build_crops(items, CountingDetector(), tmp_path / "cache", GEOMETRY)
+    assert [Path(i.path).name for i in crops.items] == ["good.png"] and unreadable == 2

@@ -7,7 +7,7 @@ import pytest
 from safetensors import safe_open
 
 from phototag import weights
-from phototag.vision.datasets import Item, split_holdout
+from phototag.train.datasets import Item, split_holdout
 from phototag.vision.weightsfile import read_metadata
 
 from conftest import PHOTOS, ROOT, SHARED, copy_photos, db_rows, needs_shared, run_phototag

@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from phototag.vision.evaluate import neighbour_errors
-from phototag.vision.training import compute_loss, partial_label_loss
+from phototag.train.evaluate import neighbour_errors
+from phototag.train.losses import compute_loss, partial_label_loss
 
 
 def test_one_allowed_group_is_plain_weighted_cross_entropy():

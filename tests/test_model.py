@@ -7,13 +7,14 @@ import pytest
 import torch
 from safetensors import safe_open
 from torch import nn
-from torch.utils.data import DataLoader
 
 from phototag.vision.config import PRESETS, ModelConfig
 from phototag.vision.models import CAERNet, build_model
 from phototag.vision.regions import TEMPLATE, face_regions
-from phototag.vision.sam import SAM, freeze_running_stats, restore_running_stats
-from phototag.vision.training import FaceCrops, TrainOptions, train
+from phototag.train.crops import CropGeometry, crops_from_faces
+from phototag.train.evaluate import evaluate
+from phototag.train.loop import TrainOptions, batches, train
+from phototag.train.sam import SAM, freeze_running_stats, restore_running_stats
 from phototag.vision.weightsfile import load_weights, save_weights
 
 from synthetic import make_photos
@@ -168,8 +169,8 @@ def test_sam_updates_batch_norm_statistics_on_the_first_pass_only():
 def synthetic_sets(tmp_path, label_in):
     items, faces = make_photos(tmp_path / "train", 300, label_in, seed=1)
     val_items, val_faces = make_photos(tmp_path / "val", 90, label_in, seed=2)
-    return (FaceCrops(items, faces, TINY, augment=True),
-            FaceCrops(val_items, val_faces, TINY))
+    geometry = CropGeometry.for_config(TINY)
+    return crops_from_faces(items, faces, geometry), crops_from_faces(val_items, val_faces, geometry)
 
 
 def test_stage_gate_changes_only_the_gating_head(tmp_path):
@@ -187,18 +188,17 @@ def test_stage_gate_changes_only_the_gating_head(tmp_path):
 
 @pytest.mark.parametrize("label_in, stronger, weaker", [("context", 1, 0), ("face", 0, 1)])
 def test_the_gated_model_learns_where_the_label_is(tmp_path, label_in, stronger, weaker):
-    from phototag.vision.evaluate import evaluate
-
     train_set, val_set = synthetic_sets(tmp_path, label_in)
     torch.manual_seed(0)
     model = build_model(TINY)
     train(model, train_set, val_set,
           TrainOptions(epochs=4, batch_size=32, lr=3e-3, optimizer="sam"), report=lambda line: None)
-    loader = DataLoader(val_set, batch_size=64)
-    scores = evaluate(model, loader, branches=True)["emotion"]["branches"]
+    scores = evaluate(model, val_set, branches=True)["emotion"]["branches"]
     blind = "face" if label_in == "context" else "context"
     assert scores["model"] >= 0.9, scores
     assert scores[blind] < 0.5, scores  # three classes: chance is 1/3
     with torch.no_grad():
-        gates = torch.cat([model(f, c, g).gates["emotion"] for f, c, g, *_ in loader]).mean(0)
+        gates = torch.cat([model(f, c, g).gates["emotion"]
+                           for f, c, g, *_ in batches(val_set, np.arange(len(val_set)), 64,
+                                                      TINY.face_size)]).mean(0)
     assert gates[stronger] > gates[weaker], gates

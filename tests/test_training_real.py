@@ -29,7 +29,7 @@ def test_training_on_fer2013_lowers_validation_loss_and_beats_chance(tmp_path):
     out = tmp_path / "face.safetensors"
     run_phototag(
         tmp_path, "train", *TINY, "--face-backbone", "resnet10t", "--face-size", "48",
-        "--stage", "face", "--task", "emotion", "--optimizer", "adam", "--lr", "3e-3",
+        "--stage", "face", "--task", "emotion", "--optimizer", "adamw", "--lr", "3e-3",
         "--epochs", "4", "--limit-per-class", "200",
         "--data", f"emotion:{three_classes(tmp_path, 'train')}",
         "--val", f"emotion:{three_classes(tmp_path, 'val')}", "--out", out,
@@ -40,7 +40,7 @@ def test_training_on_fer2013_lowers_validation_loss_and_beats_chance(tmp_path):
     assert history[-1]["val_accuracy"]["emotion"] >= 0.45  # three classes: chance is 1/3
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sam"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sam"])
 def test_train_runs_with_either_optimizer_and_eval_reports(tmp_path, optimizer):
     out = tmp_path / "m.safetensors"
     result = run_phototag(

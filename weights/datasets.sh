@@ -10,7 +10,7 @@ DATASETS=(
   --data "age:$DATA/age/utkface_200/labels.csv"
   --data "age:$DATA/age/images_of_groups/labels.csv"
   --val "emotion:$DATA/emotion/fer2013/val"
-  --holdout 0.1
+  --holdout 0.1 --holdout-all
 )
 # RetinaFace locates the faces of the training images.
 export PHOTOTAG_WEIGHTS=${PHOTOTAG_WEIGHTS:-$DATA/weights}

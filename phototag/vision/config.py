@@ -23,6 +23,7 @@ class ModelConfig:
     age_groups: tuple = AGE_GROUPS
     age_bins: tuple = field(default=tuple((n, lo, hi) for n, lo, hi in AGE_BINS))
     dropout: float = 0.2
+    test_flip: bool = False  # answer with the mean over the crops and their mirror images
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -38,17 +39,21 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text):
         values = json.loads(text)
+        values.setdefault("test_flip", False)  # files written before the option existed
         for name in ("emotions", "age_groups"):
             values[name] = tuple(values[name])
         values["age_bins"] = tuple(tuple(b) for b in values["age_bins"])
         return cls(**values)
 
 
-# The original design, and a configuration two CPU cores can train (see DESIGN.md).
+# The original design, the configuration two CPU cores train and run (FaceMesh's pretrained
+# trunk on both branches, see the README's results table), and the earlier one from scratch.
 PRESETS = {
     "original": ModelConfig(),
-    "cpu": ModelConfig(face_backbone="resnet18", context_backbone="resnet18", face_size=64,
-                       context_size=64),
+    "cpu": ModelConfig(face_backbone="facemesh", context_backbone="facemesh", face_size=128,
+                       context_size=128),
+    "scratch-cpu": ModelConfig(face_backbone="resnet18", context_backbone="resnet18", face_size=64,
+                               context_size=64),
     "tiny": ModelConfig(face_backbone="test_efficientnet", context_backbone="test_resnet",
                         face_size=32, context_size=48),
 }

@@ -17,6 +17,10 @@ from torchvision.ops import nms
 from .retinaface import load_retinaface
 
 BGR_MEANS = (104.0, 117.0, 123.0)
+# The long side, in pixels, of the second look at a photo where nothing was found (measured on
+# FER2013 val: a face found in 50% of the 48-pixel crops as they are, 99% at 160, 224 or 320
+# pixels; no face found this way in the faceless photos of ../shared/data/photos/exif).
+SECOND_LOOK_SIDE = 224
 
 
 @dataclass
@@ -76,6 +80,16 @@ def to_network_input(images, device):
     return batch
 
 
+def _resize_long_side(image, side):
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    pixels = torch.as_tensor(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    resized = torch.nn.functional.interpolate(pixels, size=size, mode="bilinear",
+                                              antialias=scale < 1, align_corners=False)
+    return resized[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 class Detector:
     """RetinaFace with the reference post-processing, over batches of photos."""
 
@@ -96,8 +110,32 @@ class Detector:
         return f"retinaface-{self.model.backbone_name}"
 
     @torch.inference_mode()
-    def detect(self, images, min_score=0.5):
-        """Faces in each of ``images`` (H×W×3 RGB uint8 arrays), scoring at least ``min_score``."""
+    def detect(self, images, min_score=0.5, second_look=True):
+        """Faces in each of ``images`` (H×W×3 RGB uint8 arrays), scoring at least ``min_score``.
+
+        ``second_look``: a photo where nothing is found is looked at once more with its long
+        side at ``SECOND_LOOK_SIDE`` pixels. RetinaFace misses a face that fills the whole frame
+        (a passport photo, an avatar, a tight crop: half of FER2013's 48-pixel faces); at that
+        size it finds them, while a photo with faces never pays for the second pass.
+        """
+        results = self._detect(images, min_score)
+        if second_look:
+            missed = [i for i, image in enumerate(images)
+                      if len(results[i]) == 0 and max(image.shape[:2]) != SECOND_LOOK_SIDE]
+            by_shape = {}
+            for i in missed:
+                resized = _resize_long_side(images[i], SECOND_LOOK_SIDE)
+                by_shape.setdefault(resized.shape, []).append((i, resized))
+            for group in by_shape.values():
+                found = self._detect([resized for _, resized in group], min_score)
+                for (i, resized), faces in zip(group, found):
+                    height, width = images[i].shape[:2]
+                    sx, sy = width / resized.shape[1], height / resized.shape[0]
+                    results[i] = Faces(faces.boxes * [sx, sy, sx, sy], faces.scores,
+                                       faces.landmarks * [sx, sy])
+        return results
+
+    def _detect(self, images, min_score):
         if not images:
             return []
         batch = to_network_input(images, self.device)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .facemesh import FaceMeshTrunk
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,17 +68,33 @@ class TaskHeads(nn.Module):
         return {task: head(x) for task, head in self.heads.items()}
 
 
+# Backbones phototag defines itself (pretrained starts that timm does not have), by name; any
+# other name is a timm model. Each reads RGB in [0, 1] as it is (no ImageNet normalisation).
+OWN_BACKBONES = {"facemesh": FaceMeshTrunk}
+
+
 def backbone(name, pool):
-    """A timm backbone with no classifier; pooled vectors (``pool``) or feature maps."""
-    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="avg" if pool else "")
+    """A backbone with no classifier, pooled vectors (``pool``) or feature maps, and the
+    module that prepares its input."""
+    if name in OWN_BACKBONES:
+        return OWN_BACKBONES[name](pool=pool), nn.Identity()
+    model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="avg" if pool else "")
+    return model, Normalise()
+
+
+def check_side(module, name, size):
+    multiple = getattr(module, "side_multiple", 1)
+    if size % multiple:
+        raise ValueError(f"backbone {name} needs crop sides that are multiples of {multiple}, not {size}")
 
 
 class FaceEncoder(nn.Module):
-    def __init__(self, name):
+    def __init__(self, name, size=None):
         super().__init__()
-        self.normalise = Normalise()
-        self.backbone = backbone(name, pool=True)
+        self.backbone, self.normalise = backbone(name, pool=True)
         self.features = self.backbone.num_features
+        if size:
+            check_side(self.backbone, name, size)
 
     def forward(self, face):
         return self.backbone(self.normalise(face))
@@ -87,11 +104,12 @@ class ContextEncoder(nn.Module):
     """Backbone feature maps pooled by spatial attention. The context branch runs it on the
     masked context, GatingNet on the unmasked one: the same weights, one copy."""
 
-    def __init__(self, name):
+    def __init__(self, name, size=None):
         super().__init__()
-        self.normalise = Normalise()
-        self.backbone = backbone(name, pool=False)
+        self.backbone, self.normalise = backbone(name, pool=False)
         self.features = self.backbone.num_features
+        if size:
+            check_side(self.backbone, name, size)
         self.attention = SpatialAttention(self.features)
 
     def forward(self, image):
@@ -121,9 +139,9 @@ class GatedModel(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.face_encoder = FaceEncoder(config.face_backbone)
+        self.face_encoder = FaceEncoder(config.face_backbone, config.face_size)
         self.face_heads = TaskHeads(self.face_encoder.features, config.tasks, config.dropout)
-        self.context_encoder = ContextEncoder(config.context_backbone)
+        self.context_encoder = ContextEncoder(config.context_backbone, config.context_size)
         self.context_heads = TaskHeads(self.context_encoder.features, config.tasks, config.dropout)
         self.gate_head = GatingHead(self.context_encoder.features, config.tasks, dropout=config.dropout)
 
@@ -181,8 +199,8 @@ class FusionModel(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.face_encoder = FaceEncoder(config.face_backbone)
-        self.context_encoder = ContextEncoder(config.context_backbone)
+        self.face_encoder = FaceEncoder(config.face_backbone, config.face_size)
+        self.context_encoder = ContextEncoder(config.context_backbone, config.context_size)
         self.fusion = AdaptiveFusion(self.face_encoder.features, self.context_encoder.features,
                                      config.tasks, dropout=config.dropout)
 
@@ -227,6 +245,23 @@ class CAERNet(nn.Module):
 
 
 BUILDERS = {"gated": GatedModel, "fusion": FusionModel, "caer": CAERNet}
+
+
+def predict(model, face, context, gate, gate_index=None, flip=False):
+    """The model's answer; with ``flip``, the mean of its logits (and gates) on the crops and
+    on their mirror images, in one batch."""
+    if not flip:
+        return model(face, context, gate, gate_index)
+    n = len(face)
+    both = model(torch.cat([face, face.flip(-1)]), torch.cat([context, context.flip(-1)]),
+                 torch.cat([gate, gate.flip(-1)]),
+                 None if gate_index is None else torch.cat([gate_index, gate_index + len(gate)]))
+
+    def mean(values):
+        return None if values is None else {t: (v[:n] + v[n:]) / 2 for t, v in values.items()}
+
+    return ModelOutput(mean(both.logits), mean(both.face_logits), mean(both.context_logits),
+                       mean(both.gates))
 
 
 def build_model(config: ModelConfig):

@@ -101,27 +101,49 @@ def context_square(boxes, height, width, scale):
     return centres, sides
 
 
-def face_regions(photo, boxes, landmarks, face_size, context_size, context_scale=0.0,
-                 template_jitter=None):
+def align_transform(landmarks, face_size, margin=0):
+    """A, b taking a face crop's pixels onto the photo: the 5-point template, scaled to
+    ``face_size``, onto each face's landmarks (K×5×2). With ``margin`` the crop grows by that
+    many pixels on every side at the same scale, so its centre is the plain crop exactly."""
+    template = TEMPLATE.to(landmarks.device) * face_size
+    A, b = similarity_from(template[None].expand(len(landmarks), 5, 2), landmarks)
+    if margin:
+        b = b - (A @ landmarks.new_full((2, 1), float(margin))).squeeze(-1)
+    return A, b
+
+
+def context_transform(boxes, height, width, scale, context_size):
+    """A, b of each face's context crop, and its face box (K×4) in that crop's pixels."""
+    centres, sides = context_square(boxes, height, width, scale)
+    step = sides / context_size
+    A = torch.diag_embed(torch.stack([step, step], -1))
+    b = centres - sides[:, None] / 2
+    box_in_crop = (boxes.view(-1, 2, 2) - b[:, None, :]) / step[:, None, None]
+    return A, b, box_in_crop.view(-1, 4)
+
+
+def mask_boxes(crops, boxes):
+    """``crops`` (K×3×S×S) with each crop's box (K×4, in its pixels) blacked out."""
+    size = crops.shape[-1]
+    steps = torch.arange(size, device=crops.device, dtype=torch.float32) + 0.5
+    boxes = boxes.to(crops.device, torch.float32)
+    inside_x = (steps[None] >= boxes[:, 0:1]) & (steps[None] <= boxes[:, 2:3])
+    inside_y = (steps[None] >= boxes[:, 1:2]) & (steps[None] <= boxes[:, 3:4])
+    mask = inside_y[:, :, None] & inside_x[:, None, :]
+    return crops.masked_fill(mask[:, None], 0.0)
+
+
+def face_regions(photo, boxes, landmarks, face_size, context_size, context_scale=0.0):
     """The three crops for each face of one photo.
 
     photo: 3×H×W float in [0, 1]; boxes: K×4 and landmarks: K×5×2 in that photo's pixels.
-    ``template_jitter`` (K×2×2, K×2), if given, perturbs the alignment (augmentation).
     """
     boxes = boxes.to(photo.device, torch.float32)
     landmarks = landmarks.to(photo.device, torch.float32)
     height, width = photo.shape[1:]
-    template = TEMPLATE.to(photo.device) * face_size
-    A, b = similarity_from(template[None].expand(len(boxes), 5, 2), landmarks)
-    if template_jitter is not None:
-        jA, jb = (t.to(photo.device) for t in template_jitter)
-        A, b = A @ jA, (A @ jb[..., None]).squeeze(-1) + b
+    A, b = align_transform(landmarks, face_size)
     face = sample(photo, A, b, face_size)
-
-    centres, sides = context_square(boxes, height, width, context_scale)
-    step = sides / context_size
-    cA = torch.diag_embed(torch.stack([step, step], -1))
-    cb = centres - sides[:, None] / 2
+    cA, cb, box_in_crop = context_transform(boxes, height, width, context_scale, context_size)
     whole_photo = not (context_scale and context_scale > 0)
     if whole_photo:
         # Every face of the photo shares one unmasked crop: cut it (and gate it) once.
@@ -132,13 +154,7 @@ def face_regions(photo, boxes, landmarks, face_size, context_size, context_scale
         gate = sample(photo, cA, cb, context_size)
         gate_index = torch.arange(len(boxes), device=photo.device)
         unmasked = gate
-    # Black out each face's own box in its context crop.
-    corners = (boxes.view(-1, 2, 2) - cb[:, None, :]) / step[:, None, None]
-    steps = torch.arange(context_size, device=photo.device, dtype=torch.float32) + 0.5
-    inside_x = (steps[None] >= corners[:, 0, 0:1]) & (steps[None] <= corners[:, 1, 0:1])
-    inside_y = (steps[None] >= corners[:, 0, 1:2]) & (steps[None] <= corners[:, 1, 1:2])
-    mask = inside_y[:, :, None] & inside_x[:, None, :]
-    context = unmasked.masked_fill(mask[:, None], 0.0)
+    context = mask_boxes(unmasked, box_in_crop)
     if len(boxes) == 0:
         gate = gate[:0]
     return Regions(face, context, gate, gate_index)

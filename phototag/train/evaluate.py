@@ -1,6 +1,8 @@
 """Accuracy, macro-F1, per-class recall and the confusion matrix, per task."""
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def metrics(confusion, classes):
@@ -36,10 +38,24 @@ def neighbour_errors(confusion):
             "adjacent_share_of_errors": near / (total - hits) if total > hits else None}
 
 
+def lower_resolution(face, pixels):
+    """Faces brought down to ``pixels`` on a side (antialiased) and back up."""
+    size = face.shape[-1]
+    small = F.interpolate(face, size=(pixels, pixels), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+
+
 @torch.no_grad()
-def evaluate(model, loader, device="cpu", branches=False):
-    """Per task: metrics of the model's answer; with ``branches``, also face-only and
-    context-only (gated models) so the three can be compared."""
+def evaluate(model, crops, device="cpu", branches=False, batch_size=128, face_pixels=None, flip=None):
+    """Per task: metrics of the model's answer on a CropSet; with ``branches``, also face-only
+    and context-only (gated models) so the three can be compared. ``face_pixels``: every face
+    lowered to that many pixels and brought back up, as a small face in a photo is.
+    ``flip``: mirror test-time augmentation (default: what the model's configuration says)."""
+    from ..vision.models import predict
+    from .loop import batches
+
+    flip = model.config.test_flip if flip is None else flip
     model.eval()
     config = model.config
     classes = {"emotion": config.emotions, "age": config.age_groups}
@@ -52,10 +68,13 @@ def evaluate(model, loader, device="cpu", branches=False):
     five_hits, five_seen = {}, {}
     neutral = config.emotions.index("neutral") if "neutral" in config.emotions else None
     gate_sums, gate_counts = {}, {}
-    for face, context, gate, emotion, age, _ in loader:
+    for face, context, gate, emotion, age, _ in batches(crops, np.arange(len(crops)), batch_size,
+                                                        config.face_size):
         face, context, gate = face.to(device), context.to(device), gate.to(device)
+        if face_pixels:
+            face = lower_resolution(face, face_pixels)
         targets = {"emotion": emotion, "age": age}
-        output = model(face, context, gate)
+        output = predict(model, face, context, gate, flip=flip)
         for task, target in targets.items():
             known = target >= 0
             if output.gates and task in output.gates and known.any():

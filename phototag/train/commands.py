@@ -7,24 +7,24 @@ from pathlib import Path
 
 import click
 
-from .cli import fail, main
+from ..commandline import fail
 
-PRESET_NAMES = ("original", "cpu", "tiny")
+PRESET_NAMES = ("cpu", "original", "scratch-cpu", "tiny")
 
 
 def _cache_dir():
-    from .weights import cache_dir
+    from ..weights import cache_dir
 
-    return cache_dir().parent / "faces"  # beside the weight cache: ~/.cache/phototag/faces
+    return cache_dir().parent / "crops"  # beside the weight cache: ~/.cache/phototag/crops
 
 
-def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
-    """Datasets → located faces → a dataset of crops, saying what was left out."""
-    from . import weights
-    from .pipeline import DETECTOR_WEIGHTS
-    from .vision.datasets import gather, locate_faces
-    from .vision.detect import Detector
-    from .vision.training import FaceCrops
+def _crops(specs, task, config, weights_dir, limit, label):
+    """Datasets → faces located and cut (stored once) → a CropSet, saying what was left out."""
+    from .. import weights
+    from ..pipeline import DETECTOR_WEIGHTS
+    from ..vision.detect import Detector
+    from .crops import CropGeometry, build_crops
+    from .datasets import gather
 
     items, reports = gather(specs, task, limit)
     for report in reports:
@@ -41,18 +41,47 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
         nonlocal done
         step = 2000
         if (done + count) // step > done // step:
-            click.echo(f"{label}: locating faces {done + count}/{len(items)}", err=True)
+            click.echo(f"{label}: locating and cutting faces {done + count}", err=True)
         done += count
 
-    faces, not_found = locate_faces(items, detector, _cache_dir(), progress=progress)
-    unreadable = sum(f is None for f in faces)
-    click.echo(f"{label}: RetinaFace found a face in {len(items) - not_found - unreadable} of "
-               f"{len(items)} images; {not_found} used the whole image as the face (tight crops)"
+    crops, unreadable = build_crops(items, detector, _cache_dir(), CropGeometry.for_config(config),
+                                    progress=progress)
+    found = int(round(crops.found_share * len(crops)))
+    click.echo(f"{label}: RetinaFace found a face in {found} of {len(crops)} images; "
+               f"{len(crops) - found} used the whole image as the face"
                f"{f', {unreadable} unreadable' if unreadable else ''}", err=True)
-    return FaceCrops(items, faces, config, augment=augment, seed=seed)
+    return crops
 
 
-@main.command()
+def _labelled_for(item, tasks):
+    return ("emotion" in tasks and item.emotion >= 0) or ("age" in tasks and item.age_mask)
+
+
+def _holdout(crops, fraction, tasks):
+    """Split ``fraction`` of the images labelled for ``tasks`` off ``crops`` (by content hash,
+    see ``split_holdout``): (kept, held out or None)."""
+    from .datasets import split_holdout
+
+    if fraction <= 0 or not tasks:
+        return crops, None
+    candidates = [i for i, item in enumerate(crops.items) if _labelled_for(item, tasks)]
+    _, held = split_holdout([crops.items[i] for i in candidates], fraction)
+    held_ids = {id(item) for item in held}
+    held_positions = [i for i in candidates if id(crops.items[i]) in held_ids]
+    kept_positions = [i for i in range(len(crops)) if id(crops.items[i]) not in held_ids]
+    return crops.subset(kept_positions), (crops.subset(held_positions) if held_positions else None)
+
+
+def _device(name):
+    from ..pipeline import SetupError, resolve_device
+
+    try:
+        return resolve_device(name)
+    except SetupError as exc:
+        fail(str(exc))
+
+
+@click.command()
 @click.option("--data", "data", multiple=True, required=True, metavar="[TASK:]PATH",
               help="Training data: an image folder (<class>/<file>), a CSV manifest "
                    "(path,label[,x1,y1,x2,y2], CAER-S layout included) or a UTKFace folder. "
@@ -60,39 +89,57 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
 @click.option("--val", "val", multiple=True, metavar="[TASK:]PATH",
               help="Validation data, as --data. [default: --holdout of --data]")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
-              help="For each task --val has no data for, hold this share of the training images "
-                   "out for validation, chosen by a hash of each file's content (identical "
-                   "images stay on one side). `phototag eval --held-out` scores the same part.")
+              help="Hold this share of the training images out for validation, chosen by a "
+                   "hash of each file's content (identical images stay on one side), for every "
+                   "task (both with --holdout-all, else those --val gives nothing for). "
+                   "`phototag eval --held-out` scores the same part.")
+@click.option("--holdout-all", is_flag=True,
+              help="Hold out --holdout of every training dataset, even for a task --val covers "
+                   "(to score each dataset on its own part later).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Weights file to write (.safetensors); a checkpoint (OUT.ckpt) and a JSON "
                    "log (OUT.json) go beside it.")
-@click.option("--preset", type=click.Choice(PRESET_NAMES), default="original", show_default=True,
-              help="original: EfficientNet-B0 face, ResNeSt-50 context, 224 px; cpu: ResNet-18 "
-                   "both, 64 px; tiny: for tests.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="cpu", show_default=True,
+              help="cpu: FaceMesh's pretrained trunk on the face (112 px) and on the context "
+                   "(128 px); original: EfficientNet-B0 face, ResNeSt-50 context, 224 px (for a "
+                   "GPU); scratch-cpu: the earlier ResNet-18s at 64 px from random weights; "
+                   "tiny: for tests.")
 @click.option("--kind", type=click.Choice(["gated", "fusion", "caer"]), default="gated",
               show_default=True, help="The gated model, its backbones with Adaptive Fusion, or CAER-Net.")
-@click.option("--face-backbone", help="timm model name for the face branch (overrides the preset).")
-@click.option("--context-backbone", help="timm model name for the context branch and GatingNet.")
+@click.option("--face-backbone", help="Backbone of the face branch: facemesh, or a timm model "
+                                      "name (overrides the preset).")
+@click.option("--context-backbone", help="Backbone of the context branch and GatingNet, as "
+                                         "--face-backbone.")
 @click.option("--face-size", type=click.IntRange(16), help="Aligned face crop side, pixels.")
 @click.option("--context-size", type=click.IntRange(16), help="Context crop side, pixels.")
 @click.option("--context-scale", type=click.FloatRange(0), help="Context = k × the face box; 0: the whole photo.")
+@click.option("--scratch", is_flag=True,
+              help="Start every backbone from random weights, even one with a pretrained start "
+                   "(for comparison).")
+@click.option("--pretrained", "pretrained_dir", type=click.Path(file_okay=False),
+              envvar="PHOTOTAG_PRETRAINED",
+              help="Folder holding the pretrained starts named in weights/manifest "
+                   "(facemesh_landmark.pth); else the cache, else downloaded once.  "
+                   "[env: PHOTOTAG_PRETRAINED]")
 @click.option("--stage", type=click.Choice(["face", "context", "gate", "all"]), default="all",
               show_default=True, help="Which of the three stages to run (gated models).")
 @click.option("--task", type=click.Choice(["emotion", "age", "both"]), default="both",
               show_default=True, help="Which labels to learn.")
-@click.option("--optimizer", type=click.Choice(["sam", "adam"]), default="sam", show_default=True,
+@click.option("--optimizer", type=click.Choice(["sam", "adamw"]), default="sam", show_default=True,
               help="SAM around AdamW, or AdamW alone.")
 @click.option("--rho", type=float, default=0.05, show_default=True, help="SAM neighbourhood size.")
 @click.option("--adaptive", is_flag=True, help="Adaptive SAM (scale-invariant neighbourhood).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (one-cycle).")
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True, help="Epochs per stage.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
-@click.option("--balance", type=click.Choice(["loss", "sampler", "none"]), default="loss",
-              show_default=True, help="Class balance: weighted loss, weighted sampling, or none.")
-@click.option("--no-augment", is_flag=True, help="No flips, alignment jitter or brightness changes.")
+@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
+@click.option("--balance", type=click.Choice(["loss", "none"]), default="loss", show_default=True,
+              help="Class balance by loss weights (inverse frequency), or none.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
+              help="Emotion labels are smoothed by this much (FER2013's are noisy).")
+@click.option("--no-augment", is_flag=True,
+              help="No moves, flips, colour changes or lowered resolution.")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Data loading processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (e.g. run --stage gate after face and context); "
@@ -101,56 +148,61 @@ def _crops(specs, task, config, weights_dir, limit, augment, seed, label):
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt where a stopped run left off.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
               help="Where the RetinaFace weights are (faces of the training images are located "
-                   "with it and cached).")
-def train(data, val, holdout, out, preset, kind, face_backbone, context_backbone, face_size, context_size,
-          context_scale, stage, task, optimizer, rho, adaptive, lr, epochs, batch_size, balance,
-          no_augment, limit_per_class, seed, workers, device, init, fp16, resume, weights_dir):
+                   "with it, and cut once into ~/.cache/phototag/crops).")
+def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, context_backbone,
+          face_size, context_size, context_scale, scratch, pretrained_dir, stage, task, optimizer,
+          rho, adaptive, lr, epochs, batch_size, balance, label_smoothing, no_augment,
+          limit_per_class, seed, device, init, fp16, resume, weights_dir):
     """Train an emotion/age model and write its weights.
 
     \b
-      phototag train --preset cpu --data emotion:fer2013/train --val emotion:fer2013/val \\
+      phototag train --data emotion:fer2013/train --val emotion:fer2013/val \\
                      --data age:utkface --out my-model.safetensors
     """
-    from .pipeline import SetupError, _resolve_device
-    from .vision.config import PRESETS
-    from .vision.models import build_model
-    from .vision.training import TrainOptions, seed_everything, train as run_training
-    from .vision.weightsfile import load_weights, save_weights
-    from .weights import WeightsError
+    from ..vision.config import PRESETS
+    from ..vision.models import build_model
+    from ..vision.weightsfile import load_weights, save_weights
+    from ..weights import WeightsError
+    from .loop import TrainOptions, seed_everything, train as run_training
+    from .pretrained import initialise
 
     seed_everything(seed)  # before the model is built: its initial weights are part of the run
-
+    device = _device(device)
     earlier = {}  # the training the --init weights already had: their record is carried on
-    if init:
-        model, earlier = load_weights(init)
-        config = model.config
-    else:
-        changes = {k: v for k, v in dict(kind=kind, face_backbone=face_backbone,
-                                         context_backbone=context_backbone, face_size=face_size,
-                                         context_size=context_size,
-                                         context_scale=context_scale).items() if v is not None}
-        config = dataclasses.replace(PRESETS[preset], **changes)
-        try:
-            model = build_model(config)
-        except RuntimeError as exc:  # timm: unknown model name
-            fail(str(exc))
+    pretrained = []
     try:
-        device = _resolve_device(device)
-        train_set = _crops(data, task, config, weights_dir, limit_per_class, not no_augment, seed, "train")
-        val_set = _crops(val, task, config, weights_dir, limit_per_class, False, seed, "val") if val else None
+        if init:
+            model, earlier = load_weights(init)
+            config = model.config
+        else:
+            changes = {k: v for k, v in dict(kind=kind, face_backbone=face_backbone,
+                                             context_backbone=context_backbone, face_size=face_size,
+                                             context_size=context_size,
+                                             context_scale=context_scale).items() if v is not None}
+            config = dataclasses.replace(PRESETS[preset], **changes)
+            try:
+                model = build_model(config)
+            except RuntimeError as exc:  # timm: unknown model name
+                fail(str(exc))
+            if not scratch and not resume_exists(out, resume):
+                pretrained = initialise(model, pretrained_dir,
+                                        report=lambda line: click.echo(line, err=True))
+        train_set = _crops(data, task, config, weights_dir, limit_per_class, "train")
+        val_set = _crops(val, task, config, weights_dir, limit_per_class, "val") if val else None
         validated = {t for t in ("emotion", "age")
                      if val_set and any(_labelled_for(i, {t}) for i in val_set.items)}
-        held = _holdout(train_set, holdout, {"emotion", "age"} - validated)
+        held_tasks = {"emotion", "age"} if holdout_all else {"emotion", "age"} - validated
+        train_set, held = _holdout(train_set, holdout, held_tasks)
         if held is not None:
             click.echo(f"val: {len(held)} images held out of the training data", err=True)
-            val_set = held if val_set is None else _joined(val_set, held)
+            val_set = held if val_set is None else val_set.joined(held)
         if val_set is None:
             fail("no validation data: give --val, or a --holdout above 0")
-    except (WeightsError, SetupError, ValueError, FileNotFoundError) as exc:
+    except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     options = TrainOptions(stage=stage, optimizer=optimizer, rho=rho, adaptive=adaptive, lr=lr,
                            epochs=epochs, batch_size=batch_size, balance=balance,
-                           augment=not no_augment, seed=seed, workers=workers,
+                           label_smoothing=label_smoothing, augment=not no_augment, seed=seed,
                            checkpoint=f"{out}.ckpt", resume=resume)
     try:
         history = run_training(model, train_set, val_set, options, device,
@@ -161,6 +213,7 @@ def train(data, val, holdout, out, preset, kind, face_backbone, context_backbone
         "epochs": earlier.get("epochs", 0) + len(history),
         "stage": stage,
         "optimizer": optimizer,
+        "pretrained": earlier.get("pretrained", []) + pretrained,
         "command": "phototag " + " ".join(sys.argv[1:]),
         "earlier_commands": earlier.get("earlier_commands", []) + (
             [earlier["command"]] if earlier.get("command") else []),
@@ -174,34 +227,12 @@ def train(data, val, holdout, out, preset, kind, face_backbone, context_backbone
     click.echo(f"wrote {out} and {out}.json", err=True)
 
 
-def _holdout(train_set, fraction, tasks):
-    """Move ``fraction`` of the training images labelled for ``tasks`` into a validation set
-    (by content hash, see ``split_holdout``); None when nothing is held out."""
-    from .vision.datasets import split_holdout
-    from .vision.training import FaceCrops
-
-    if fraction <= 0 or not tasks:
-        return None
-    face_of = {id(i): f for i, f in zip(train_set.items, train_set.faces)}
-    candidates = [i for i in train_set.items if _labelled_for(i, tasks)]
-    _, held = split_holdout(candidates, fraction)
-    held_ids = {id(i) for i in held}
-    kept = [i for i in train_set.items if id(i) not in held_ids]
-    train_set.items, train_set.faces = kept, [face_of[id(i)] for i in kept]
-    return FaceCrops(held, [face_of[id(i)] for i in held], train_set.config) if held else None
+def resume_exists(out, resume):
+    """A resumed run takes its weights from the checkpoint, not from a pretrained start."""
+    return resume and Path(f"{out}.ckpt").is_file()
 
 
-def _labelled_for(item, tasks):
-    return ("emotion" in tasks and item.emotion >= 0) or ("age" in tasks and item.age_mask)
-
-
-def _joined(first, second):
-    from .vision.training import FaceCrops
-
-    return FaceCrops(first.items + second.items, first.faces + second.faces, first.config)
-
-
-@main.command(name="eval")
+@click.command(name="eval")
 @click.argument("weights_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, metavar="[TASK:]PATH",
               help="Labelled data, as for `phototag train`.")
@@ -210,32 +241,33 @@ def _joined(first, second):
               help="Score only the share of --data that `phototag train --holdout` with this "
                    "value held out for validation.")
 @click.option("--branches", is_flag=True, help="Also face-only and context-only accuracy (gated models).")
+@click.option("--face-size-test", type=click.IntRange(8),
+              help="Lower every face to this many pixels (and back up) before scoring: how "
+                   "the model does on small faces in real photos.")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
-def evaluate_command(weights_file, data, task, held_out, branches, limit_per_class, batch_size, device,
-                     as_json, weights_dir):
+def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, limit_per_class,
+                     batch_size, device, as_json, weights_dir):
     """Accuracy, macro-F1, per-class recall and the confusion matrix of a weights file."""
-    from torch.utils.data import DataLoader
+    from ..vision.weightsfile import load_weights
+    from ..weights import WeightsError
+    from .evaluate import evaluate
 
-    from .pipeline import SetupError, _resolve_device
-    from .vision.evaluate import evaluate
-    from .vision.weightsfile import load_weights
-    from .weights import WeightsError
-
+    device = _device(device)
     try:
-        device = _resolve_device(device)
         model, _ = load_weights(weights_file, device)
-        dataset = _crops(data, task, model.config, weights_dir, limit_per_class, False, 0, "eval")
+        dataset = _crops(data, task, model.config, weights_dir, limit_per_class, "eval")
         if held_out:
-            dataset = _holdout(dataset, held_out, {"emotion", "age"})
+            _, dataset = _holdout(dataset, held_out, {"emotion", "age"})
             if dataset is None:
                 fail("nothing of --data falls in the held-out part")
-    except (WeightsError, SetupError, ValueError, FileNotFoundError) as exc:
+    except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    results = evaluate(model, DataLoader(dataset, batch_size=batch_size), device, branches=branches)
+    results = evaluate(model, dataset, device, branches=branches, batch_size=batch_size,
+                       face_pixels=face_size_test)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

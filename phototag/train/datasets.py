@@ -1,14 +1,10 @@
 """Labelled training data: image folders, CSV manifests (CAER-S included) and UTKFace folders.
 
-Every image first goes through RetinaFace for its face box and landmarks, as in the original
-work; the result is cached once per dataset. Images where no face is found are counted and, being
-mostly tight face crops (FER2013, CK+, aligned UTKFace), fall back to the whole image as the face
-box with the 5-point template's landmarks placed in it.
+This module reads labels; ``crops.py`` finds each image's face and cuts its crops.
 """
 
 import csv
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,9 +26,6 @@ NO_CLASS = {"disgust", "contempt"}
 CAER_LABELS = ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 UTKFACE_NAME = re.compile(r"^(\d+)_\d+_\d+_")
-# Training images are decoded at most this large, both to locate their faces and to cut the
-# crops: the cached boxes and landmarks are in pixels of that decode.
-DECODE_SIZE = 640
 
 
 @dataclass
@@ -184,98 +177,6 @@ def read_dataset(spec, task, limit=None):
     items = limit_per_class(items, limit, root)
     report.items, report.ranges = len(items), count_ranges(items)
     return items, report
-
-
-# -- faces of the training images ---------------------------------------------------------------
-
-
-def _cache_file(items, detector_name, cache_dir):
-    """One cache file per detector and dataset folder; entries are per image, so a run over a
-    subset (``--limit-per-class``) or a superset reuses what an earlier run located."""
-    root = os.path.commonpath([i.path for i in items]) if items else ""
-    key = hashlib.sha1(f"{detector_name}\n{os.path.abspath(root)}".encode()).hexdigest()
-    return Path(cache_dir) / f"faces-{key[:20]}.json"
-
-
-def _cache_key(item):
-    try:
-        st = os.stat(item.path)
-    except OSError:
-        return None
-    box = ",".join(f"{v:g}" for v in item.box) if item.box else ""
-    return f"{item.path}|{st.st_size}|{st.st_mtime_ns}|{box}"
-
-
-def template_landmarks(box):
-    from .regions import TEMPLATE
-
-    x1, y1, x2, y2 = box
-    return [[x1 + float(u) * (x2 - x1), y1 + float(v) * (y2 - y1)] for u, v in TEMPLATE.tolist()]
-
-
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def locate_faces(items, detector, cache_dir, min_score=0.5, batch=64, progress=None):
-    """Box and landmarks for each item: RetinaFace's best face (the one matching a given box),
-    else the fallback. Returns (faces: list of (box, landmarks, found) or None when unreadable,
-    number not found). Results are cached per image (path, size, mtime)."""
-    from ..library.decode import DecodeError, decode_bytes
-
-    cache = _cache_file(items, detector.name, cache_dir)
-    stored = json.loads(cache.read_text()) if cache.is_file() else {}
-    keys = [_cache_key(item) for item in items]
-    faces = [tuple(stored[k]) if k in stored and stored[k] else None for k in keys]
-    pending = {}
-
-    def flush(shape):
-        group = pending.pop(shape)
-        results = detector.detect([pixels for _, pixels in group], min_score=min_score)
-        for (i, pixels), found in zip(group, results):
-            h, w = pixels.shape[:2]
-            wanted = items[i].box
-            choice = None
-            if len(found):
-                if wanted:
-                    overlaps = [_iou(wanted, b) for b in found.boxes]
-                    best = max(range(len(found)), key=lambda k: overlaps[k])
-                    choice = best if overlaps[best] > 0.3 else None
-                else:
-                    choice = 0  # best score
-            if choice is None:
-                box = list(wanted) if wanted else [0.0, 0.0, float(w), float(h)]
-                faces[i] = (box, template_landmarks(box), False)
-            else:
-                faces[i] = (found.boxes[choice].tolist(), found.landmarks[choice].tolist(), True)
-            stored[keys[i]] = faces[i]
-        if progress:
-            progress(len(group))
-
-    missing = [i for i, k in enumerate(keys) if k is None or k not in stored]
-    for i in missing:
-        try:
-            pixels = decode_bytes(Path(items[i].path).read_bytes(), DECODE_SIZE)[0]
-        except (DecodeError, OSError):
-            if keys[i] is not None:
-                stored[keys[i]] = None
-            continue
-        pending.setdefault(pixels.shape, []).append((i, pixels))
-        if len(pending[pixels.shape]) >= batch:
-            flush(pixels.shape)
-    for shape in list(pending):
-        flush(shape)
-    if missing:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.part")
-        tmp.write_text(json.dumps(stored))
-        os.replace(tmp, cache)
-    not_found = sum(1 for f in faces if f is not None and not f[2])
-    return faces, not_found
 
 
 # -- putting it together --------------------------------------------------------------------------

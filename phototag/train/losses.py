@@ -1,0 +1,51 @@
+"""The training losses: cross-entropy for emotion, a partial-label loss for age, class weights."""
+
+import torch
+import torch.nn.functional as F
+
+
+def class_weights(crops, task, classes):
+    """Inverse-frequency weights (mean 1 over the classes present); None without labels."""
+    labels = torch.from_numpy(crops.labels(task))
+    labels = labels[labels >= 0]
+    if not len(labels):
+        return None
+    counts = torch.bincount(labels, minlength=classes).float()
+    return torch.where(counts > 0, counts.sum() / (classes * counts.clamp_min(1)), torch.zeros(()))
+
+
+def age_allowed(age_mask, groups):
+    """Bit masks → N×groups booleans."""
+    bits = 1 << torch.arange(groups, device=age_mask.device)
+    return (age_mask.unsqueeze(1) & bits) != 0
+
+
+def partial_label_loss(logits, allowed, weight=None):
+    """-log P(answer is one of the allowed groups), averaged like weighted cross-entropy: with
+    one allowed group it is cross-entropy; an age range over two groups is trained as such
+    instead of being guessed into one. A row's weight is the mean of its groups' weights."""
+    known = allowed.any(1)
+    logits, allowed = logits[known], allowed[known]
+    loss = logits.logsumexp(1) - logits.masked_fill(~allowed, float("-inf")).logsumexp(1)
+    if weight is None:
+        return loss.mean()
+    row_weight = (allowed.float() * weight).sum(1) / allowed.sum(1)
+    return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
+
+
+def compute_loss(logits, emotion, age_mask, weights, label_smoothing=0.0):
+    """Emotion: cross-entropy over known labels (-1: none), label-smoothed (FER2013's labels
+    are noisy). Age: the partial-label loss over the groups each ``age_mask`` allows (0: none),
+    so exact ages and ranges train alike. None when the batch has no label for either."""
+    total, parts = 0.0, 0
+    if "emotion" in logits and (emotion >= 0).any():
+        total = total + F.cross_entropy(logits["emotion"].float(), emotion,
+                                        weight=weights.get("emotion"), ignore_index=-1,
+                                        label_smoothing=label_smoothing)
+        parts += 1
+    if "age" in logits:
+        allowed = age_allowed(age_mask, logits["age"].shape[1])
+        if allowed.any():
+            total = total + partial_label_loss(logits["age"].float(), allowed, weights.get("age"))
+            parts += 1
+    return total if parts else None
