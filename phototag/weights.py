@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .hashing import file_sha256 as _sha256_of_content
+
 CHUNK = 1 << 20
 
 
@@ -61,12 +63,7 @@ def read_manifest(path=None):
     return entries
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = _sha256_of_content
 
 
 def _hash_cache_file():

@@ -37,7 +37,7 @@ def test_matches_reference_detections_on_every_photo(detector, reference):
     problems, matched = [], 0
     for item in reference["images"]:
         data = (PHOTOS / item["file"]).read_bytes()
-        pixels, width, height, _ = decode_bytes(data, None, item["file"][-5:])
+        pixels, width, height, _ = decode_bytes(data, None, item["file"][-5:])[:4]
         assert (width, height) == (item["width"], item["height"]), item["file"]
         faces = detector.detect([pixels], min_score=reference["min_score_kept"])[0]
         used = set()

@@ -202,3 +202,33 @@ def test_the_gated_model_learns_where_the_label_is(tmp_path, label_in, stronger,
                            for f, c, g, *_ in batches(val_set, np.arange(len(val_set)), 64,
                                                       TINY.face_size)]).mean(0)
     assert gates[stronger] > gates[weaker], gates
+
+
+def test_sam_step_with_a_closure_is_the_same_two_pass_step_not_a_plain_step():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    start = nn.Linear(4, 1).state_dict()
+    explicit, usual, plain = nn.Linear(4, 1), nn.Linear(4, 1), nn.Linear(4, 1)
+    for model in (explicit, usual, plain):
+        model.load_state_dict(start)
+    first = SAM(explicit.parameters(), torch.optim.SGD, rho=0.1, lr=0.1)
+    nn.functional.mse_loss(explicit(x), y).backward()
+    first.first_step(zero_grad=True)
+    nn.functional.mse_loss(explicit(x), y).backward()
+    first.second_step(zero_grad=True)
+
+    second = SAM(usual.parameters(), torch.optim.SGD, rho=0.1, lr=0.1)
+
+    def closure():  # the usual PyTorch way: zero, forward, backward, return the loss
+        second.zero_grad()
+        loss = nn.functional.mse_loss(usual(x), y)
+        loss.backward()
+        return loss
+
+    second.step(closure)
+    sgd = torch.optim.SGD(plain.parameters(), lr=0.1)
+    nn.functional.mse_loss(plain(x), y).backward()
+    sgd.step()
+    for a, b, c in zip(explicit.parameters(), usual.parameters(), plain.parameters()):
+        assert torch.allclose(a, b, atol=1e-7)
+    assert any(not torch.allclose(b, c, atol=1e-4) for b, c in zip(usual.parameters(), plain.parameters()))

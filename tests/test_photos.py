@@ -113,7 +113,7 @@ def test_decode_uses_jpeg_draft_mode_for_big_photos():
     from phototag.library.decode import decode_bytes
 
     data = (PHOTOS / "exif" / "phone_gps_iphone6_hdr_YES.jpg").read_bytes()
-    pixels, width, height, _ = decode_bytes(data, 800)
+    pixels, width, height, _ = decode_bytes(data, 800)[:4]
     assert (width, height) == (3264, 2448)
     assert max(pixels.shape[:2]) == 800 and pixels.dtype == np.uint8
 
@@ -130,3 +130,48 @@ def test_min_face_and_max_faces_keep_the_largest(tmp_path):
     assert len(every) > 20
     assert sides(tmp_path / "big.db") == [s for s in every if s >= 30]
     assert sides(tmp_path / "five.db") == every[-5:]
+
+
+def test_every_format_and_orientation_is_stored_upright_with_the_same_boxes(tmp_path):
+    """JPEG, PNG, WEBP, TIFF and HEIC holding the same photo turned for EXIF orientation 3, 6
+    and 8: one upright size, the orientation recorded as applied, the boxes of the upright JPEG.
+    (Pillow 13 turns a TIFF itself while opening it, pillow-heif a HEIC; exifread saw no WEBP
+    orientation: each was once wrong.)"""
+    from PIL import Image
+
+    upright = Image.open(PHOTOS / "people" / "ultralight__10.jpg").convert("RGB")
+    library = tmp_path / "lib"
+    library.mkdir()
+    upright.save(library / "upright.jpg", quality=95)
+    # Stored pixels that the orientation turns upright.
+    stored_for = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+                  8: Image.Transpose.ROTATE_270}
+    suffixes = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif", "HEIF": "heic"}
+    for orientation, transpose in stored_for.items():
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        for fmt, suffix in suffixes.items():
+            quality = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "HEIF": {"quality": 95}}
+            upright.transpose(transpose).save(library / f"o{orientation}.{suffix}", format=fmt,
+                                              exif=exif.tobytes(), **quality.get(fmt, {}))
+    db = tmp_path / "index.db"
+    summary = index_in_process(db, [library])
+    assert summary.errors == 0 and summary.processed == 16
+    reference = faces_of(db, library / "upright.jpg")
+    assert len(reference) >= 15
+    for orientation in stored_for:
+        for suffix in suffixes.values():
+            path = library / f"o{orientation}.{suffix}"
+            width, height, stored = db_rows(
+                db, "SELECT width, height, orientation FROM photos WHERE path = ?", (str(path),))[0]
+            assert (width, height, stored) == (1024, 715, orientation), path.name
+            boxes = faces_of(db, path)
+            matched = [max(iou(box, other) for other in boxes) for box in reference]
+            assert np.median(matched) >= 0.9 and min(matched) > 0.5, (path.name, matched)
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

@@ -6,16 +6,18 @@ DCT scale (draft mode) when the working size allows, so a 50-megapixel photo is 
 """
 
 import dataclasses
-import hashlib
 import io
 import math
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .exif import Metadata, read_metadata
+from ..hashing import sha256_hex
+
+from .exif import Metadata, declared_orientation, read_metadata
 from .formats import RAW_EXTENSIONS
 from .sidecar import sidecar_orientation
 
@@ -29,6 +31,12 @@ except ImportError:  # pragma: no cover - a hard dependency, but keep other form
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "TIFF", "BMP", "MPO"}
 # Orientations 5-8 swap width and height.
 TRANSPOSED = {5, 6, 7, 8}
+# What makes each EXIF orientation upright (as Pillow's exif_transpose does).
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
 
 
 class DecodeError(Exception):
@@ -107,25 +115,52 @@ def _open(data):
     return image
 
 
+class Decoded(NamedTuple):
+    pixels: np.ndarray  # upright RGB uint8, at most max_size on its long side
+    width: int  # upright, full resolution
+    height: int
+    orientation: int  # the EXIF orientation that was applied to make it upright (1: none)
+    metadata: Metadata  # capture time, camera, GPS; ``orientation`` as applied
+    orientation_source: str = None  # "sidecar" when the orientation came from an XMP sidecar
+
+
+def _orientation(image, exif, raw_orientation, sidecar):
+    """(orientation the file asks for, whether Pillow applies it itself, where it came from).
+    pillow-heif delivers HEIC upright (the file's own transform), and Pillow 13 transposes a
+    TIFF while opening it: for those two the orientation is only recorded, never applied
+    again. A camera RAW's own orientation, then an XMP sidecar's, stand in for a missing one."""
+    if image.format == "HEIF":
+        return image.info.get("original_orientation") or 1, True, None
+    declared = declared_orientation(exif)
+    if image.format == "TIFF":
+        return declared or 1, True, None
+    if declared is None and raw_orientation:
+        return raw_orientation, False, None
+    if declared is None and sidecar:
+        return sidecar, False, "sidecar"
+    return declared or 1, False, None
+
+
 def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
-    """Decode image bytes; returns (pixels, upright width, upright height, applied orientation).
-    ``fallback_orientation`` applies when the image carries no orientation of its own."""
+    """Decode image bytes into upright pixels at most ``max_size`` on the long side, with what
+    the index records about them. ``fallback_orientation`` (from an XMP sidecar) applies when
+    the image carries no orientation of its own."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
     raw_orientation = None
     if suffix.lower() in RAW_EXTENSIONS:
         data, raw_orientation = _raw_preview(data)
     image = _open(data)
-    if image.format == "HEIF":
-        orientation = 1  # pillow-heif has already rotated the pixels
-    else:
-        orientation = image.getexif().get(0x0112)
-        if orientation is None:
-            orientation = raw_orientation or fallback_orientation or 1
-        if orientation not in range(1, 9):
-            orientation = 1
+    try:
+        exif = image.getexif()  # before load(): a TIFF drops its orientation once applied
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not lose the photo
+        exif = Image.Exif()
+    metadata = read_metadata(exif)
+    orientation, applied_by_decoder, source = _orientation(image, exif, raw_orientation,
+                                                           fallback_orientation)
     stored_w, stored_h = image.size
-    width, height = (stored_h, stored_w) if orientation in TRANSPOSED else (stored_w, stored_h)
+    turned = orientation in TRANSPOSED and not applied_by_decoder
+    width, height = (stored_h, stored_w) if turned else (stored_w, stored_h)
     factor = max_size / max(width, height) if max_size else 1.0
     try:
         if factor < 1 and image.format in ("JPEG", "MPO"):
@@ -138,15 +173,15 @@ def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
         if "truncated" in message:
             raise DecodeError(f"truncated or damaged image ({message})") from None
         raise DecodeError(f"cannot decode: {message}") from None
-    if orientation != 1:
-        image.getexif()[0x0112] = orientation
-        image = ImageOps.exif_transpose(image)
+    if orientation != 1 and not applied_by_decoder:
+        image = image.transpose(TRANSPOSE[orientation])
     image = _to_rgb(image)
     if factor < 1:
         target = (max(1, round(width * factor)), max(1, round(height * factor)))
         if image.size != target:
             image = image.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.array(image), width, height, orientation
+    metadata = dataclasses.replace(metadata, orientation=orientation)
+    return Decoded(np.array(image), width, height, orientation, metadata, source)
 
 
 def load(entry, max_size):
@@ -158,16 +193,12 @@ def load(entry, max_size):
     try:
         data, st = read_file(entry.path)
         photo.size, photo.mtime_ns = st.st_size, st.st_mtime_ns
-        photo.hash = hashlib.sha256(data).hexdigest()
-        photo.metadata = read_metadata(data)
+        photo.hash = sha256_hex(data)
         suffix = os.path.splitext(entry.path)[1]
-        fallback = None
-        if photo.metadata.orientation is None:
-            fallback, _ = sidecar_orientation(entry.path)
-        photo.pixels, photo.width, photo.height, applied = decode_bytes(data, max_size, suffix, fallback)
-        if fallback and applied == fallback and photo.metadata.orientation is None:
-            photo.metadata = dataclasses.replace(photo.metadata, orientation=fallback)
-            photo.orientation_source = "sidecar"
+        fallback, _ = sidecar_orientation(entry.path)
+        decoded = decode_bytes(data, max_size, suffix, fallback)
+        photo.pixels, photo.width, photo.height = decoded.pixels, decoded.width, decoded.height
+        photo.metadata, photo.orientation_source = decoded.metadata, decoded.orientation_source
     except DecodeError as exc:
         photo.error = str(exc)
     except MemoryError:

@@ -11,9 +11,8 @@ from stat import S_ISDIR, S_ISREG
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..hashing import file_sha256
 from .formats import wanted_extensions
-
-HASH_CHUNK = 1 << 20
 
 
 # Named tuples, not dataclasses: a no-change rerun makes one of each per photo in the library,
@@ -58,12 +57,7 @@ class Plan:
     changed: int = 0
 
 
-def content_hash(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+content_hash = file_sha256  # a photo's identity in the index: the sha256 of its bytes
 
 
 def _link_error(path):

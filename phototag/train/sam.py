@@ -58,13 +58,19 @@ class SAM(torch.optim.Optimizer):
             self.zero_grad()
 
     def step(self, closure=None):
-        """With a closure that runs forward and backward: the whole two-pass SAM step."""
+        """The whole SAM step, called the usual PyTorch way: ``closure`` clears the gradients,
+        runs forward and backward and returns the loss. It runs twice: at w for the ascent,
+        then at w + e for the gradient the base optimiser applies. (Batch-norm statistics:
+        use first_step/second_step with ``freeze_running_stats`` to keep the second pass out
+        of them, as the trainer does.)"""
         if closure is None:
-            raise ValueError("SAM needs a closure (forward + backward) for its second pass")
+            raise ValueError("SAM needs a closure (zero_grad, forward, backward) for its two passes")
         closure = torch.enable_grad()(closure)
-        self.first_step(zero_grad=True)
+        self.zero_grad()
         loss = closure()
-        self.second_step()
+        self.first_step(zero_grad=True)
+        closure()
+        self.second_step(zero_grad=True)
         return loss
 
     def state_dict(self):
