@@ -22,10 +22,11 @@ from .commandline import EXIT_FAILED, EXIT_INTERRUPTED, db_option, default_db, f
 from .labels import AGE_GROUPS, EMOTIONS
 
 def open_index(path, readonly=False):
-    from .store import Index, StoreError
+    """The index for an index run (created or upgraded), or read-only for every other command."""
+    from .store import Index, Reader, StoreError
 
     try:
-        return Index(path, readonly=readonly)
+        return Reader(path) if readonly else Index(path)
     except StoreError as exc:
         fail(str(exc))
 

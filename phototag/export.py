@@ -162,12 +162,9 @@ def export_sidecars(store, roots=None, adobe_style=False, sidecar_dir=None, erro
     """Sidecars for every finished photo with faces (under ``roots`` if given); yields paths.
     A sidecar that cannot be written is added to ``errors`` as (photo path, reason)."""
     from .library.scan import is_under
-    from .store import path_from_db
 
-    rows = store.conn.execute("SELECT path FROM photos WHERE status = 'done' AND n_faces > 0 ORDER BY path")
     roots = [os.path.abspath(r) for r in roots or []]
-    for (value,) in rows.fetchall():
-        path = path_from_db(value)
+    for path in store.photo_paths():
         if roots and not is_under(path, roots):
             continue
         photo = store.photo(path)

@@ -132,10 +132,11 @@ def run_index(index, options, reporter=None, stop=None):
             _process(index, plan.todo, options, summary, reporter, stop)
         summary.other_models = index.other_models(options.roots, options.model_id)
         status = "interrupted" if summary.interrupted else "finished"
-        if not summary.interrupted:
+        if not summary.interrupted and not plan.skipped_present:
             # The index now holds what was walked (a file changed meanwhile changes the next
             # walk). Remembered with the index's generation: any later change to either sends
-            # the next run the long way.
+            # the next run the long way. Not when indexed files the walk skipped are still on
+            # disk (hidden ones, after a --hidden run): each run checks whether they are gone.
             index.remember_walk(walk_key, digest)
         return summary
     finally:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from phototag.export import sidecar_path, stored_box, write_sidecar
 from phototag.library.decode import decode_bytes
-from phototag.store import Face, Index, PhotoRecord
+from phototag.store import Face, Index, PhotoRecord, Reader
 
 from conftest import PHOTOS, db_rows, index_in_process, needs_shared
 
@@ -152,10 +152,12 @@ def test_export_writes_nothing_beside_photos_when_given_a_sidecar_dir(tmp_path):
     photo.write_bytes(b"x")
     store.write_photos([PhotoRecord(str(photo), 1, 1, "done", width=80, height=60, orientation=1,
                                     faces=[Face((1, 1, 20, 20), 0.9, [[5, 5]] * 5)])])
+    store.close()
     from phototag.export import export_sidecars
 
-    written = list(export_sidecars(store, [tmp_path / "lib"], sidecar_dir=tmp_path / "xmp"))
-    store.close()
+    reader = Reader(tmp_path / "index.db")
+    written = list(export_sidecars(reader, [tmp_path / "lib"], sidecar_dir=tmp_path / "xmp"))
+    reader.close()
     assert [p.name for p in written] == ["a.jpg.xmp"] and sorted(p.name for p in photo.parent.iterdir()) == ["a.jpg"]
 
 
@@ -181,6 +183,6 @@ def test_an_orientation_only_in_the_sidecar_is_honoured_and_shown(tmp_path):
         boxes = np.array(db_rows(db, "SELECT x1, y1, x2, y2 FROM faces JOIN photos ON photos.id = photo_id "
                                      "WHERE path = ? ORDER BY x1", (str(variant),)))
         assert boxes.shape == upright.shape and np.abs(boxes - upright).max() <= 3, variant.name
-    assert rows[str(lonely)] == (None, None)
+    assert rows[str(lonely)] == (1, None)  # nothing applied
     shown = CliRunner().invoke(main, ["show", str(folder / "photo.6.sidecar.jpg"), "--db", str(db)]).output
     assert "6 (from its XMP sidecar" in shown

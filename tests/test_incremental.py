@@ -163,3 +163,17 @@ def test_an_unchanged_library_skips_the_comparison_and_any_change_is_still_seen(
                                              reprocess=True)).processed == 3
     finally:
         store.close()
+
+
+def test_a_hidden_photo_skipped_by_a_plain_run_is_kept_until_it_is_really_gone(tmp_path, db_path):
+    root = copy_photos(SAMPLE[:2], tmp_path / "lib")
+    hidden = copy_photos(["people/ultralight__5.jpg"], root / ".private")
+    run_phototag(tmp_path, "index", "--hidden", root)
+    plain = run_phototag(tmp_path, "index", root)  # the nightly cron line, without --hidden
+    assert "0 removed" in plain.stderr
+    paths = {p for (p,) in db_rows(db_path, "SELECT path FROM photos")}
+    assert str(hidden / "ultralight__5.jpg") in paths and len(paths) == 3
+    (hidden / "ultralight__5.jpg").unlink()
+    gone = run_phototag(tmp_path, "index", root)
+    assert "1 removed" in gone.stderr
+    assert db_rows(db_path, "SELECT count(*) FROM photos") == [(2,)]

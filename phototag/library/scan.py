@@ -55,6 +55,7 @@ class Plan:
     unchanged: int = 0
     new: int = 0
     changed: int = 0
+    skipped_present: int = 0  # indexed files the walk skipped that are still on disk (hidden)
 
 
 content_hash = file_sha256  # a photo's identity in the index: the sha256 of its bytes
@@ -196,11 +197,15 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
             result.changed += 1
             result.todo.append(entry)
 
-    gone = [
+    # Gone means gone from the disk: a file this walk skipped by choice (a hidden one, after a
+    # --hidden run) is still there and keeps its rows.
+    unwalked = [
         row
         for path, row in indexed.items()
         if path not in seen and is_under(path, roots) and not is_under(path, shadowed)
     ]
+    gone = [row for row in unwalked if not os.path.lexists(row.path)]
+    result.skipped_present = len(unwalked) - len(gone)
     # A new path holding the bytes of a vanished photo is that photo, moved: keep its faces.
     # Only files whose size matches some vanished photo are hashed.
     by_size = {}

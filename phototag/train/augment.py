@@ -41,9 +41,11 @@ def centre(canvas, size):
     return canvas[..., margin:margin + size, margin:margin + size]
 
 
-def plain_batch(faces, contexts, boxes, size):
+def plain_batch(faces, contexts, boxes, size, with_context=True):
     """Validation and evaluation: (face, masked context, unmasked context)."""
     face = centre(to_float(faces), size)
+    if not with_context:
+        return face.contiguous(), None, None
     gate = to_float(contexts)
     return face.contiguous(), mask_boxes(gate, torch.from_numpy(boxes)), gate
 
@@ -67,17 +69,23 @@ def _geometry(generator, n, aug, size, canvas):
 
 
 def _colour(generator, images, aug):
+    """Saturation (or grey), contrast and brightness in one pass: each output channel is a
+    per-image linear mix of the input channels plus an offset."""
     n = len(images)
-    brightness = 1 + _uniform(generator, n, -aug.colour, aug.colour).view(n, 1, 1, 1)
-    contrast = 1 + _uniform(generator, n, -aug.colour, aug.colour).view(n, 1, 1, 1)
-    saturation = 1 + _uniform(generator, n, -aug.colour, aug.colour).view(n, 1, 1, 1)
-    grey = (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    saturation = torch.where(torch.rand(n, 1, 1, 1, generator=generator) < aug.grey,
+    brightness = 1 + _uniform(generator, n, -aug.colour, aug.colour)
+    contrast = 1 + _uniform(generator, n, -aug.colour, aug.colour)
+    saturation = 1 + _uniform(generator, n, -aug.colour, aug.colour)
+    saturation = torch.where(torch.rand(n, generator=generator) < aug.grey,
                              torch.zeros_like(saturation), saturation)
-    images = grey + (images - grey) * saturation
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    images = (images - mean) * contrast + mean
-    return (images * brightness).clamp_(0, 1)
+    luma = images.new_tensor([0.299, 0.587, 0.114])
+    # x' = grey + s (x - grey) = s x + (1 - s) luma·x, then contrast about the image mean and
+    # brightness: y = b (c (x' - m) + m).
+    mix = saturation.view(n, 1, 1) * torch.eye(3) + (1 - saturation).view(n, 1, 1) * luma.view(1, 1, 3)
+    mix = mix * (brightness * contrast).view(n, 1, 1)
+    mean = (images.mean(dim=(2, 3)) * luma).sum(1)  # the mean's grey level; saturation keeps it
+    offset = (brightness * (1 - contrast) * mean).view(n, 1, 1, 1)
+    out = torch.einsum("nij,njhw->nihw", mix, images) + offset
+    return out.clamp_(0, 1)
 
 
 def _low_resolution(generator, images, aug):
@@ -118,9 +126,9 @@ def _erase(generator, images, aug):
     return images
 
 
-def training_batch(faces, contexts, boxes, size, generator, aug=Augmentation()):
+def training_batch(faces, contexts, boxes, size, generator, aug=Augmentation(), with_context=True):
     """Augmented (face, masked context, unmasked context). The context is flipped with its
-    face, and its box with it."""
+    face, and its box with it; without ``with_context`` (the face stage) it is left out."""
     canvas = to_float(faces)
     n = len(canvas)
     theta, flipped = _geometry(generator, n, aug, size, canvas.shape[-1])
@@ -131,6 +139,8 @@ def training_batch(faces, contexts, boxes, size, generator, aug=Augmentation()):
     if aug.jpeg:
         face = _jpeg(generator, face, aug)
     face = _erase(generator, face, aug)
+    if not with_context:
+        return face.contiguous(), None, None
     gate = to_float(contexts)
     boxes = torch.from_numpy(np.array(boxes, dtype=np.float32))
     if flipped.any():

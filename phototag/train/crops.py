@@ -82,14 +82,17 @@ class CropSet:
         return CropSet(self.items + other.items, np.concatenate([self.rows, other.rows]),
                        newer.face, newer.context, newer.box, newer.found, self.geometry, self.source)
 
-    def gather(self, indices):
-        """uint8 face canvases, contexts, their face boxes, for these positions."""
+    def gather(self, indices, with_context=True):
+        """uint8 face canvases, contexts (None without ``with_context``) and the faces' boxes in
+        them, for these positions."""
         rows = self.rows[np.asarray(indices)]
         order = np.argsort(rows)  # reading a memory map in file order is faster
         faces = np.empty((len(rows),) + self.face.shape[1:], np.uint8)
-        contexts = np.empty((len(rows),) + self.context.shape[1:], np.uint8)
         faces[order] = self.face[rows[order]]
-        contexts[order] = self.context[rows[order]]
+        contexts = None
+        if with_context:
+            contexts = np.empty((len(rows),) + self.context.shape[1:], np.uint8)
+            contexts[order] = self.context[rows[order]]
         return faces, contexts, self.box[rows]
 
     @property

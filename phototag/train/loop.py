@@ -11,6 +11,7 @@ import json
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,18 +95,32 @@ def stage_items(crops, stage):
     return crops
 
 
-def batches(crops, indices, batch_size, size, generator=None, augmentation=None):
-    """(face, masked context, unmasked context, emotion, age, age_mask) tensors."""
+def batches(crops, indices, batch_size, size, generator=None, augmentation=None, with_context=True):
+    """(face, masked context, unmasked context, emotion, age, age_mask) tensors; the contexts
+    are None without ``with_context`` (the face stage reads none). The next batch is made in a
+    background thread while the caller runs the network on this one."""
     emotion, age, age_mask = (torch.from_numpy(crops.labels(t)) for t in ("emotion", "age", "age_mask"))
-    for start in range(0, len(indices), batch_size):
+
+    def make(start):
         chosen = indices[start:start + batch_size]
-        faces, contexts, boxes = crops.gather(chosen)
+        faces, contexts, boxes = crops.gather(chosen, with_context)
         if augmentation is not None:
-            face, context, gate = training_batch(faces, contexts, boxes, size, generator, augmentation)
+            face, context, gate = training_batch(faces, contexts, boxes, size, generator,
+                                                 augmentation, with_context)
         else:
-            face, context, gate = plain_batch(faces, contexts, boxes, size)
+            face, context, gate = plain_batch(faces, contexts, boxes, size, with_context)
         chosen = torch.as_tensor(chosen)
-        yield face, context, gate, emotion[chosen], age[chosen], age_mask[chosen]
+        return face, context, gate, emotion[chosen], age[chosen], age_mask[chosen]
+
+    starts = range(0, len(indices), batch_size)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one batch ahead, in order: deterministic
+        pending = pool.submit(make, starts[0]) if starts else None
+        for start in starts[1:]:
+            ready = pending.result()
+            pending = pool.submit(make, start)
+            yield ready
+        if pending is not None:
+            yield pending.result()
 
 
 @torch.no_grad()
@@ -113,9 +128,9 @@ def validate(model, crops, stage, device, batch_size=128):
     model.eval()
     losses, correct, seen = [], {}, {}
     size = model.config.face_size
-    for face, context, gate, emotion, age, age_mask in batches(crops, np.arange(len(crops)),
-                                                               batch_size, size):
-        face, context, gate = (t.to(device) for t in (face, context, gate))
+    for face, context, gate, emotion, age, age_mask in batches(
+            crops, np.arange(len(crops)), batch_size, size, with_context=stage != "face"):
+        face, context, gate = (None if t is None else t.to(device) for t in (face, context, gate))
         emotion, age, age_mask = emotion.to(device), age.to(device), age_mask.to(device)
         logits = stage_logits(model, stage, face, context, gate)
         loss = compute_loss(logits, emotion, age_mask, {})
@@ -189,11 +204,12 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
         seed_everything(options.seed * 1_000_003 + epoch)  # dropout
         total, count = 0.0, 0
         for step, (face, context, gate, emotion, age, age_mask) in enumerate(
-                batches(train_set, order, batch_size, size, generator, augmentation), 1):
+                batches(train_set, order, batch_size, size, generator, augmentation,
+                        with_context=stage != "face"), 1):
             if step % 100 == 0:  # long epochs say how far they are
                 report(f"stage {stage} epoch {epoch + 1}/{options.epochs}: batch {step}/{steps_per_epoch}, "
                        f"loss {total / max(1, count):.3f}")
-            face, context, gate = (t.to(device) for t in (face, context, gate))
+            face, context, gate = (None if t is None else t.to(device) for t in (face, context, gate))
             emotion, age_mask = emotion.to(device), age_mask.to(device)
 
             def loss_at_current_weights():

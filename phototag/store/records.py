@@ -1,0 +1,96 @@
+"""What the index holds, as Python values: photo and face records, paths, JSON columns."""
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+PHOTO_COLUMNS = (
+    "path", "size", "mtime_ns", "hash", "width", "height", "orientation", "taken_at", "camera",
+    "lat", "lon", "status", "error", "n_faces", "model", "indexed_at", "orientation_source",
+)
+FACE_COLUMNS = (
+    "idx", "x1", "y1", "x2", "y2", "det_score", "landmarks", "emotion", "emotion_score",
+    "emotion_probs", "age_group", "age_score", "age_probs", "gate_face", "gate_context",
+)
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def db_path_value(path):
+    """Paths are text; a name that is not valid UTF-8 is kept as its raw bytes (a BLOB)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_from_db(value):
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def printable_path(path):
+    """A path safe to print: undecodable bytes shown as \\xNN escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class Face:
+    box: tuple
+    det_score: float
+    landmarks: list
+    emotion: str = None
+    emotion_score: float = None
+    emotion_probs: dict = None
+    age_group: str = None
+    age_score: float = None
+    age_probs: dict = None
+    gate_face: dict = None
+    gate_context: dict = None
+
+
+@dataclass
+class PhotoRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    hash: str = None
+    width: int = None
+    height: int = None
+    orientation: int = None
+    taken_at: str = None
+    camera: str = None
+    lat: float = None
+    lon: float = None
+    error: str = None
+    model: str = None
+    orientation_source: str = None
+    faces: list = field(default_factory=list)
+
+
+def as_json(value):
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+JSON_COLUMNS = ("landmarks", "emotion_probs", "age_probs", "gate_face", "gate_context")
+
+
+def decode_json_columns(row):
+    for name in JSON_COLUMNS:
+        if row.get(name) is not None:
+            row[name] = json.loads(row[name])
+    return row
+
+
+def face_row(photo_id, idx, face):
+    x1, y1, x2, y2 = face.box
+    return (
+        photo_id, idx, x1, y1, x2, y2, face.det_score, as_json(face.landmarks),
+        face.emotion, face.emotion_score, as_json(face.emotion_probs),
+        face.age_group, face.age_score, as_json(face.age_probs),
+        as_json(face.gate_face), as_json(face.gate_context),
+    )

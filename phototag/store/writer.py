@@ -1,0 +1,172 @@
+"""The writing side, used by an index run under the run lock: photos and faces one batch per
+transaction, moves and removals, the run records and the walk cache. It alone migrates."""
+
+import json
+import os
+from contextlib import contextmanager
+
+from ..library.scan import IndexedFile
+from .records import (FACE_COLUMNS, PHOTO_COLUMNS, db_path_value, face_row, now, path_from_db,
+                      printable_path)
+from .schema import check_version, connect
+
+
+class Index:
+    """One phototag index, opened for an index run (created 0600 if new, migrated if old)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.conn = connect(self.path, readonly=False)
+        try:
+            check_version(self.conn, self.path, readonly=False)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def close(self):
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            try:
+                self.conn.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - SQLite may have rolled back already (disk full)
+                pass
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- what index runs read and write ------------------------------------------------------
+
+    def indexed_files(self):
+        """Every photo row as an IndexedFile, by path; ``hash`` and ``model`` are left out
+        (None): a rerun compares sizes and times, and asks ``hashes`` only for vanished photos."""
+        rows = self.conn.execute("SELECT id, path, size, mtime_ns, status FROM photos").fetchall()
+        make = tuple.__new__
+        files = {}
+        for id_, path, size, mtime_ns, status in rows:
+            if type(path) is bytes:  # a name that is not UTF-8
+                path = path_from_db(path)
+            files[path] = make(IndexedFile, (id_, path, size, mtime_ns, None, status, None))
+        return files
+
+    def hashes(self, ids):
+        """Content hash of each photo id."""
+        result = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            result.update(self.conn.execute(
+                f"SELECT id, hash FROM photos WHERE id IN ({', '.join('?' * len(part))})", part))
+        return result
+
+    def other_models(self, roots, model):
+        """Finished photos under ``roots`` whose rows other weights made: model id → count."""
+        counts = {}
+        for root in roots:
+            prefix = root.rstrip("/") + "/"
+            # Paths under the root: a range on the unique path index ('0' follows '/').
+            rows = self.conn.execute(
+                "SELECT model, count(*) FROM photos WHERE path >= ? AND path < ? "
+                "AND status = 'done' AND model IS NOT ? GROUP BY model",
+                (prefix, prefix[:-1] + "0", model),
+            )
+            for name, count in rows:
+                counts[name] = counts.get(name, 0) + count
+        return counts
+
+    def _changed(self):
+        """Count a change to photos or faces (inside the transaction making it)."""
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def generation(self):
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def walk_unchanged(self, key, digest):
+        """Whether the last finished run over ``key`` saw the same walk, and nothing has changed
+        the index since."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (f"walk:{key}",)).fetchone()
+        return row is not None and row[0] == f"{digest} {self.generation()}"
+
+    def remember_walk(self, key, digest):
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (f"walk:{key}", f"{digest} {self.generation()}"),
+            )
+
+    def apply_moves(self, moves):
+        """Give moved photos their new path (and mtime); their faces stay as they are."""
+        with self.transaction():
+            self._changed()
+            for row_id, path, size, mtime_ns in moves:
+                self.conn.execute(
+                    "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                    (db_path_value(path), size, mtime_ns, row_id),
+                )
+
+    def remove(self, ids):
+        with self.transaction():
+            self._changed()
+            self.conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in ids])
+
+    def write_photos(self, records):
+        """Write a batch of photos with their faces in one transaction, replacing older rows."""
+        stamp = now()
+        with self.transaction():
+            self._changed()
+            for record in records:
+                values = {
+                    name: getattr(record, name, None)
+                    for name in PHOTO_COLUMNS
+                    if name not in ("n_faces", "indexed_at")
+                }
+                values["path"] = db_path_value(record.path)
+                values["n_faces"] = len(record.faces)
+                values["indexed_at"] = stamp
+                row = self.conn.execute(
+                    "SELECT id FROM photos WHERE path = ?", (values["path"],)
+                ).fetchone()
+                if row:
+                    photo_id = row[0]
+                    self.conn.execute("DELETE FROM faces WHERE photo_id = ?", (photo_id,))
+                    assignments = ", ".join(f"{name} = :{name}" for name in values)
+                    self.conn.execute(
+                        f"UPDATE photos SET {assignments} WHERE id = :id", {**values, "id": photo_id}
+                    )
+                else:
+                    names = ", ".join(values)
+                    marks = ", ".join(f":{name}" for name in values)
+                    photo_id = self.conn.execute(
+                        f"INSERT INTO photos ({names}) VALUES ({marks})", values
+                    ).lastrowid
+                self.conn.executemany(
+                    f"INSERT INTO faces (photo_id, {', '.join(FACE_COLUMNS)}) "
+                    f"VALUES (?{', ?' * len(FACE_COLUMNS)})",
+                    [face_row(photo_id, idx, face) for idx, face in enumerate(record.faces)],
+                )
+
+    def start_run(self, roots, model):
+        with self.transaction():
+            return self.conn.execute(
+                "INSERT INTO runs (started_at, roots, status, model) VALUES (?, ?, 'running', ?)",
+                (now(), json.dumps([printable_path(r) for r in roots]), model),
+            ).lastrowid
+
+    def finish_run(self, run_id, status, counts):
+        columns = ", ".join(f"{name} = :{name}" for name in counts)
+        with self.transaction():
+            self.conn.execute(
+                f"UPDATE runs SET finished_at = :finished_at, status = :status"
+                f"{', ' + columns if columns else ''} WHERE id = :id",
+                {**counts, "finished_at": now(), "status": status, "id": run_id},
+            )
+        self.conn.execute("PRAGMA optimize")  # keeps the query planner's statistics current
+
