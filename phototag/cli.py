@@ -65,6 +65,15 @@ def main():
 # -- index ----------------------------------------------------------------------------------
 
 
+def _device_name(_ctx, _param, value):
+    from .pipeline import check_device_name  # no torch: checking a name needs none
+
+    try:
+        return check_device_name(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 class TerminalReporter:
     """A rich progress bar on a terminal."""
 
@@ -141,7 +150,7 @@ def _install_stop_handlers(stop):
                    "[default: the weights shipped with phototag]  [env: PHOTOTAG_MODEL]")
 @click.option("--faces-only", is_flag=True,
               help="Find and record faces without tagging emotion and age (faster).")
-@click.option("--device", default="auto", show_default=True,
+@click.option("--device", default="auto", show_default=True, callback=_device_name,
               help="Where the models run: auto (a GPU if PyTorch sees one), cpu, cuda, cuda:N.")
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Photos decoded, detected and written per batch (one transaction each).  "
@@ -535,8 +544,14 @@ def report(out, db, emotions, ages, path_glob, limit):
         photos = [store.photo(path) for path in store.search(query)]
     finally:
         store.close()
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(render(photos))
+    try:
+        # 0600: the page embeds thumbnails of private photos.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(render(photos))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     click.echo(f"{len(photos)} photos in {out}", err=True)
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -139,8 +140,18 @@ def run_index(index, options, reporter=None, stop=None):
             # disk (hidden ones, after a --hidden run): each run checks whether they are gone.
             index.remember_walk(walk_key, digest)
         return summary
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, by the person, not a crash
+        status = "interrupted"
+        raise
     finally:
-        index.finish_run(run_id, status, summary.counts())
+        stopping_on_an_error = sys.exc_info()[0] is not None
+        try:
+            index.finish_run(run_id, status, summary.counts())
+        except Exception:  # noqa: BLE001
+            # A full disk fails this write too: the error that stopped the run is the one to
+            # report, so this one is dropped when another is on its way.
+            if not stopping_on_an_error:
+                raise
 
 
 DEVICE_NAMES = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")

@@ -10,7 +10,7 @@ import pytest
 
 from phototag.store import SCHEMA_VERSION, Face, Index, PhotoRecord, StoreError
 
-from conftest import db_rows, run_phototag
+from conftest import db_rows, needs_shared, run_phototag
 
 
 def face(x, emotion, e_score, age, a_score, det=0.99):
@@ -182,3 +182,84 @@ def test_search_answers_while_an_index_run_holds_a_write_transaction(tmp_path, i
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+FULL_DISK_RUN = """
+import sqlite3, sys
+from phototag.store import writer
+plain = writer.connect
+def capped(path, readonly):
+    conn = plain(path, readonly)
+    conn.execute("PRAGMA max_page_count = 16")  # the disk fills up after a few photos
+    return conn
+writer.connect = capped
+from phototag.cli import main
+main(["index", "--workers", "0", "--batch-size", "1", "--faces-only", sys.argv[1]])
+"""
+
+
+@needs_shared
+def test_a_full_disk_ends_the_run_with_one_line_and_the_index_intact(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import copy_photos, phototag_env
+
+    lib = copy_photos([f"people/ultralight__{n}.jpg" for n in (1, 2, 3, 5, 6, 8, 9, 10)], tmp_path / "lib")
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_RUN, str(lib)], env=phototag_env(tmp_path),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("phototag:")]
+    assert len(lines) == 1 and "full" in lines[0] and "every batch written before is kept" in lines[0]
+    db = tmp_path / "db" / "index.db"
+    assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    written = db_rows(db, "SELECT count(*) FROM photos")[0][0]
+    assert 0 < written < 8
+    rerun = run_phototag(tmp_path, "index", "--faces-only", lib)  # room again: the rest is done
+    assert f"{8 - written} indexed" in rerun.stderr
+
+
+def test_readers_never_migrate_an_older_index_and_say_what_to_do(tmp_path):
+    import sqlite3
+
+    from phototag.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    before = path.read_bytes()
+    for command in (["search"], ["stats"], ["report", str(tmp_path / "r.html")]):
+        result = run_phototag(tmp_path, *command, "--db", path, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "older phototag" in result.stderr and "phototag index" in result.stderr
+    assert path.read_bytes() == before  # not written, not migrated
+    assert db_rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+
+
+def test_clear_errors_for_a_bad_device_a_bad_model_file_and_a_missing_folder(tmp_path, index):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    device = run_phototag(tmp_path, "index", "--device", "tpu", lib, check=False)
+    assert device.returncode == 2 and "unknown device 'tpu'" in device.stderr
+    assert "Traceback" not in device.stderr
+    (lib / "a.jpg").write_bytes(b"x")
+    bogus = tmp_path / "model.safetensors"
+    bogus.write_text("not weights")
+    model = run_phototag(tmp_path, "index", "--model", bogus, lib, check=False)
+    assert model.returncode == 1 and "not a safetensors weights file" in model.stderr
+    assert "Traceback" not in model.stderr
+    report = run_phototag(tmp_path, "report", tmp_path / "nowhere" / "r.html", "--db", index, check=False)
+    assert report.returncode == 1 and "cannot write" in report.stderr and "Traceback" not in report.stderr
+    run_phototag(tmp_path, "report", tmp_path / "r.html", "--db", index)
+    assert stat.S_IMODE(os.stat(tmp_path / "r.html").st_mode) == 0o600  # it shows private photos
+
+
+def test_an_index_others_can_read_gets_a_warning(tmp_path, index):
+    os.chmod(index, 0o644)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    result = run_phototag(tmp_path, "index", "--db", index, lib)
+    assert "can be read by other users" in result.stderr and "chmod 600" in result.stderr

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -27,6 +28,11 @@ try:
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - a hard dependency, but keep other formats working
     pillow_heif = None
+
+# Pillow warns from 89 megapixels and refuses from 179 (its decompression-bomb limit). A photo
+# from a 100- or 150-megapixel medium-format camera is a photo, not an attack: no warning
+# line in the night's log; the refusal stays.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "HEIF", "TIFF", "BMP", "MPO"}
 # Orientations 5-8 swap width and height.

@@ -72,6 +72,15 @@ def _holdout(crops, fraction, tasks):
     return crops.subset(kept_positions), (crops.subset(held_positions) if held_positions else None)
 
 
+def _device_name(_ctx, _param, value):
+    from ..pipeline import check_device_name
+
+    try:
+        return check_device_name(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _device(name):
     from ..pipeline import SetupError, resolve_device
 
@@ -140,7 +149,8 @@ def _device(name):
               help="No moves, flips, colour changes or lowered resolution.")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, callback=_device_name,
+              help="auto, cpu, cuda or cuda:N.")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (e.g. run --stage gate after face and context); "
                    "their configuration replaces --preset, --kind and the backbone and size options.")
@@ -246,7 +256,8 @@ def resume_exists(out, resume):
                    "the model does on small faces in real photos.")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=_device_name,
+              help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
 def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, limit_per_class,

@@ -40,8 +40,11 @@ def save_weights(model, path, info=None, half=False):
 
 
 def read_metadata(path):
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as exc:  # SafetensorError and friends: not a weights file at all
+        raise ValueError(f"{path} is not a safetensors weights file ({exc})") from None
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a phototag attribute weights file")
     return ModelConfig.from_json(metadata["config"]), json.loads(metadata.get("info", "{}"))
