@@ -247,9 +247,11 @@ def _run_index(paths, db, weights_dir, model_path, faces_only, device, batch_siz
     for path, reason in summary.error_list:
         click.echo(f"error: {printable_path(path)}: {reason}", err=True)
     rate = f", {summary.processed / elapsed:.1f} photos/s" if summary.processed else ""
+    done = f"{summary.processed} of {summary.to_do}" if summary.interrupted else f"{summary.processed}"
+    redone = f", {summary.reprocessed} reprocessed" if summary.reprocessed else ""
     click.echo(
-        f"{summary.seen} photos seen: {summary.processed} indexed ({summary.new} new, "
-        f"{summary.changed} changed), {summary.unchanged} unchanged, {summary.moved} moved, "
+        f"{summary.seen} photos seen: {done} indexed ({summary.new} new, "
+        f"{summary.changed} changed{redone}), {summary.unchanged} unchanged, {summary.moved} moved, "
         f"{summary.removed} removed; {summary.faces} faces, {summary.errors} errors "
         f"in {elapsed:.1f} s{rate}",
         err=True,

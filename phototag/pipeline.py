@@ -56,6 +56,8 @@ class RunSummary:
     unchanged: int = 0
     new: int = 0
     changed: int = 0
+    reprocessed: int = 0
+    to_do: int = 0  # photos the plan gave this run to decode and detect
     moved: int = 0
     removed: int = 0
     processed: int = 0
@@ -117,12 +119,17 @@ def run_index(index, options, reporter=None, stop=None):
             status = "finished"
             return summary
         indexed = index.indexed_files()
+        redone = frozenset()
+        if options.reprocess:
+            # A --reprocess that was stopped resumes: what it redid before is not redone.
+            redone = index.redone_since(index.reprocess_started(walk_key))
         plan = scan.plan(
             walked, indexed, options.roots,
             reprocess=options.reprocess, retry_errors=options.retry_errors,
-            stored_hashes=index.hashes,
+            stored_hashes=index.hashes, redone=redone,
         )
         summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
+        summary.reprocessed, summary.to_do = plan.reprocessed, len(plan.todo)
         if plan.moved:
             index.apply_moves([(row.id, e.path, e.size, e.mtime_ns) for row, e in plan.moved])
             summary.moved = len(plan.moved)
@@ -133,6 +140,8 @@ def run_index(index, options, reporter=None, stop=None):
             _process(index, plan.todo, options, summary, reporter, stop)
         summary.other_models = index.other_models(options.roots, options.model_id)
         status = "interrupted" if summary.interrupted else "finished"
+        if options.reprocess and not summary.interrupted:
+            index.reprocess_finished(walk_key)
         if not summary.interrupted and not plan.skipped_present:
             # The index now holds what was walked (a file changed meanwhile changes the next
             # walk). Remembered with the index's generation: any later change to either sends

@@ -165,3 +165,31 @@ def test_a_decoder_that_crashes_its_process_costs_one_photo_not_the_run(tmp_path
     os.utime(lib / "crash.jpg", ns=(time.time_ns(), time.time_ns()))
     changed = run_phototag(tmp_path, "index", "--workers", "1", lib, env=env)
     assert "1 indexed (0 new, 1 changed)" in changed.stderr, changed.stderr  # retried once changed
+
+
+def test_an_interrupted_reprocess_resumes_where_it_stopped(tmp_path):
+    lib = copy_photos(PHOTOS, tmp_path / "lib")
+    db = tmp_path / "db" / "index.db"
+    run_phototag(tmp_path, "index", "--faces-only", lib)
+    stamps = dict(db_rows(db, "SELECT path, indexed_at FROM photos"))
+    time.sleep(1.1)  # indexed_at has a resolution of one second
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phototag", "index", "--faces-only", "--reprocess", "--batch-size", "2",
+         "--workers", "0", str(lib)],
+        env=phototag_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 300
+    redone = lambda: sum(1 for p, s in db_rows(db, "SELECT path, indexed_at FROM photos") if s != stamps[p])  # noqa: E731
+    while redone() < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130
+    first = redone()
+    assert 2 <= first < len(PHOTOS) and f"{first} of {len(PHOTOS)} indexed" in stderr
+    again = run_phototag(tmp_path, "index", "--faces-only", "--reprocess", lib)
+    left = len(PHOTOS) - first
+    assert f"{left} indexed (0 new, 0 changed, {left} reprocessed), {first} unchanged" in again.stderr
+    assert redone() == len(PHOTOS)
+    # Finished: the next --reprocess starts over.
+    assert f"{len(PHOTOS)} reprocessed" in run_phototag(tmp_path, "index", "--faces-only", "--reprocess", lib).stderr

@@ -55,6 +55,7 @@ class Plan:
     unchanged: int = 0
     new: int = 0
     changed: int = 0
+    reprocessed: int = 0  # unchanged, redone because --reprocess asked
     skipped_present: int = 0  # indexed files the walk skipped that are still on disk (hidden)
 
 
@@ -172,12 +173,13 @@ def is_under(path, roots):
 
 
 def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=content_hash,
-         stored_hashes=None):
+         stored_hashes=None, redone=frozenset()):
     """Compare the walk with the index rows and decide what to (re)do.
 
     ``indexed`` maps path → IndexedFile for every row in the index; only rows under ``roots``
     can be found gone, and none inside a folder that could not be listed. Rows may come without
     their hash: ``stored_hashes(ids)`` then gives those of vanished photos (move detection).
+    ``redone``: ids a stopped ``reprocess`` already redid; they are not redone again.
     """
     roots = [os.path.abspath(r) for r in roots]
     shadowed = [d for d, _ in walked.unreadable_dirs]
@@ -191,8 +193,12 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
             fresh.append(entry)
             continue
         same = row.size == entry.size and row.mtime_ns == entry.mtime_ns
-        if same and not reprocess and (row.status == "done" or not retry_errors):
+        again = reprocess and row.id not in redone
+        if same and not again and (row.status == "done" or not retry_errors):
             result.unchanged += 1
+        elif same and again:
+            result.reprocessed += 1
+            result.todo.append(entry)
         else:
             result.changed += 1
             result.todo.append(entry)

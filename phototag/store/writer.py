@@ -102,6 +102,27 @@ class Index:
                 (f"walk:{key}", f"{digest} {self.generation()}"),
             )
 
+    def reprocess_started(self, key):
+        """When the --reprocess over ``key`` that is not finished yet began (started now if
+        none is under way)."""
+        with self.transaction():
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?",
+                                    (f"reprocess:{key}",)).fetchone()
+            if row:
+                return row[0]
+            stamp = now()
+            self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"reprocess:{key}", stamp))
+            return stamp
+
+    def redone_since(self, stamp):
+        """Ids of the photos written at or after ``stamp``."""
+        return frozenset(i for (i,) in self.conn.execute(
+            "SELECT id FROM photos WHERE indexed_at >= ?", (stamp,)))
+
+    def reprocess_finished(self, key):
+        with self.transaction():
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (f"reprocess:{key}",))
+
     def apply_moves(self, moves):
         """Give moved photos their new path (and mtime); their faces stay as they are."""
         with self.transaction():
