@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
 from phototag.library import scan  # noqa: E402
 from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, _detect_batch, _keep_list,  # noqa: E402
-                               _PhotoFiles, _resolve_device, default_batch_size, default_workers,
+                               _PhotoFiles, default_batch_size, default_workers, resolve_device,
                                run_index)
 from phototag.store import Index  # noqa: E402
 from phototag.vision.attributes import AttributeTagger  # noqa: E402
@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--keep", help="folder for the generated photos (reused)")
     args = parser.parse_args()
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     preset = args.preset or ("original" if device.startswith("cuda") else "cpu")
     batch_size = args.batch_size or default_batch_size(device)
     workers = default_workers(device) if args.workers is None else args.workers

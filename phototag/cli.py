@@ -270,19 +270,61 @@ def _run_index(paths, db, weights_dir, model_path, faces_only, device, batch_siz
 
 
 def _faces_range(_ctx, _param, value):
+    """``N`` exactly N faces, ``N:`` at least N, ``:M`` at most M, ``N:M`` between."""
     if value is None:
         return None
     low, sep, high = value.partition(":")
     try:
         low = int(low) if low else 0
-        high = int(high) if high else None
+        high = (int(high) if high else None) if sep else low
     except ValueError:
-        raise click.BadParameter("expected MIN or MIN:MAX, e.g. 2 or 2:5 or :1") from None
-    if not sep:
-        high = None
+        raise click.BadParameter("expected N (exactly), N: (at least), :M (at most) or N:M, "
+                                 "e.g. 1 or 2: or 2:5") from None
     if low < 0 or (high is not None and high < low):
-        raise click.BadParameter("expected 0 <= MIN <= MAX")
+        raise click.BadParameter("expected 0 <= N <= M")
     return low, high
+
+
+# The words people and datasets use for phototag's labels.
+EMOTION_SYNONYMS = {"happy": "smile", "happiness": "smile", "joy": "smile", "smiling": "smile",
+                    "sadness": "sad", "anger": "angry", "fear": "anxiety", "afraid": "anxiety",
+                    "scared": "anxiety", "surprised": "surprise", "calm": "neutral"}
+AGE_SYNONYMS = {"infant": "baby", "toddler": "baby", "kid": "child", "teen": "ten-twenty",
+                "teenager": "ten-twenty", "adult": "thirty-forty", "elderly": "senior",
+                "old": "senior"}
+
+
+def _labels(names, synonyms, what):
+    def convert(ctx, param, values):
+        chosen = []
+        for value in values:
+            word = value.strip().lower()
+            if word in names:
+                chosen.append(word)
+            elif word in synonyms:
+                click.echo(f"phototag: {what} {value!r} is {synonyms[word]!r} here", err=True)
+                chosen.append(synonyms[word])
+            else:
+                raise click.BadParameter(f"{value!r} is not one of {', '.join(names)} "
+                                         f"(or {', '.join(sorted(synonyms))})", ctx, param)
+        return tuple(chosen)
+
+    return convert
+
+
+# Options search and report share (as sqlite-utils shares its options between commands).
+emotion_option = click.option(
+    "--emotion", "emotions", multiple=True, metavar="EMOTION",
+    callback=_labels(EMOTIONS, EMOTION_SYNONYMS, "emotion"),
+    help=f"Faces showing this emotion: {', '.join(EMOTIONS)} (happy, fear and other usual words "
+         f"are taken too); repeat for any of several.")
+age_option = click.option(
+    "--age", "ages", multiple=True, metavar="GROUP",
+    callback=_labels(AGE_GROUPS, AGE_SYNONYMS, "age group"),
+    help="Faces in this age group: baby (0-2), child (3-9), ten-twenty (10-29), thirty-forty "
+         "(30-49), fifty (50-59), senior (60+); repeat for any of several.")
+path_option = click.option("--path", "path_glob", metavar="GLOB",
+                           help="Only paths matching this glob, e.g. '*/2024/*' (case-sensitive).")
 
 
 def _date(_ctx, _param, value):
@@ -298,21 +340,18 @@ def _date(_ctx, _param, value):
 
 @main.command()
 @db_option
-@click.option("--emotion", "emotions", multiple=True,
-              type=click.Choice(EMOTIONS, case_sensitive=False),
-              help="Faces showing this emotion; repeat for any of several.")
-@click.option("--age", "ages", multiple=True, type=click.Choice(AGE_GROUPS, case_sensitive=False),
-              help="Faces in this age group; repeat for any of several.")
+@emotion_option
+@age_option
 @click.option("--min-score", type=click.FloatRange(0, 1),
               help="Lowest confidence in the emotion and age asked for (with neither, the "
                    "detector's confidence).")
-@click.option("--faces", "faces", callback=_faces_range, metavar="MIN[:MAX]",
-              help="Only photos with this many faces, e.g. 1, 2:5, :1.")
+@click.option("--faces", "faces", callback=_faces_range, metavar="N|N:|:M|N:M",
+              help="Only photos with exactly N faces (1: portraits), at least N (2:), at most M "
+                   "(:1) or between (2:5).")
 @click.option("--taken-after", callback=_date, metavar="DATE",
               help="Taken on or after this day (YYYY-MM-DD, EXIF time).")
 @click.option("--taken-before", callback=_date, metavar="DATE", help="Taken before this day.")
-@click.option("--path", "path_glob", metavar="GLOB",
-              help="Only paths matching this glob, e.g. '*/2024/*' (case-sensitive).")
+@path_option
 @click.option("--limit", type=click.IntRange(1), help="At most this many results.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "paths"]),
               help="Output: one row per face (table, json, csv) or one line per photo (paths). "
@@ -333,11 +372,12 @@ def search(db, emotions, ages, min_score, faces, taken_after, taken_before, path
     from .store import Query
 
     if null:
+        if fmt not in (None, "paths"):
+            raise click.UsageError(f"-0 separates paths: it goes with --format paths, not {fmt}")
         fmt = "paths"
     fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
     query = Query(
-        emotions=tuple(e.lower() for e in emotions), age_groups=tuple(a.lower() for a in ages),
-        min_score=min_score, faces_min=faces[0] if faces else None,
+        emotions=emotions, age_groups=ages, min_score=min_score, faces_min=faces[0] if faces else None,
         faces_max=faces[1] if faces else None, taken_after=taken_after,
         taken_before=taken_before, path_glob=path_glob, limit=limit,
         paths_only=fmt == "paths",
@@ -527,11 +567,9 @@ def export(paths, db, xmp, sidecar_dir, sidecar_name):
 @main.command()
 @click.argument("out", type=click.Path(dir_okay=False))
 @db_option
-@click.option("--emotion", "emotions", multiple=True, type=click.Choice(EMOTIONS, case_sensitive=False),
-              help="Only photos with a face showing this emotion (repeatable).")
-@click.option("--age", "ages", multiple=True, type=click.Choice(AGE_GROUPS, case_sensitive=False),
-              help="Only photos with a face in this age group (repeatable).")
-@click.option("--path", "path_glob", metavar="GLOB", help="Only paths matching this glob.")
+@emotion_option
+@age_option
+@path_option
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many photos.")
 def report(out, db, emotions, ages, path_glob, limit):
     """Write OUT.html: the photos a search finds, their faces boxed and labelled, with filters
@@ -541,8 +579,8 @@ def report(out, db, emotions, ages, path_glob, limit):
 
     store = open_index(db, readonly=True)
     try:
-        query = Query(emotions=tuple(e.lower() for e in emotions), age_groups=tuple(a.lower() for a in ages),
-                      path_glob=path_glob, limit=limit, paths_only=True)
+        query = Query(emotions=emotions, age_groups=ages, path_glob=path_glob, limit=limit,
+                      paths_only=True)
         photos = [store.photo(path) for path in store.search(query)]
     finally:
         store.close()

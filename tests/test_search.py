@@ -76,6 +76,9 @@ def test_csv_table_paths_and_nul(tmp_path, index):
 def test_scores_counts_dates_paths_and_limit(tmp_path, index):
     assert search(tmp_path, "--emotion", "smile", "--min-score", "0.92").stdout.split() == ["/lib/2024/baby.jpg"]
     assert search(tmp_path, "--faces", "3").stdout.split() == ["/lib/2024/baby.jpg"]
+    assert search(tmp_path, "--faces", "1").stdout.split() == ["/lib/2024/beach.jpg"]  # exactly one
+    assert search(tmp_path, "--faces", "2:").stdout.split() == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg"]
+    assert search(tmp_path, "--faces", ":1").stdout.split() == ["/lib/2024/beach.jpg"]
     assert search(tmp_path, "--faces", "1:2").stdout.split() == ["/lib/2023/party.jpg", "/lib/2024/beach.jpg"]
     assert search(tmp_path, "--taken-after", "2024-01-01").stdout.split() == [
         "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
@@ -92,12 +95,21 @@ def test_nothing_found_prints_nothing_and_exits_0(tmp_path, index):
         assert result.returncode == 0 and result.stdout == ""
 
 
-def test_unknown_labels_list_the_valid_ones(tmp_path, index):
-    result = search(tmp_path, "--emotion", "happy", check=False)
+def test_unknown_labels_list_the_valid_ones_and_usual_words_are_understood(tmp_path, index):
+    result = search(tmp_path, "--emotion", "ecstatic", check=False)
     assert result.returncode == 2
-    assert "'smile', 'sad', 'angry', 'anxiety', 'surprise', 'neutral'" in result.stderr
-    result = search(tmp_path, "--age", "teen", check=False)
-    assert result.returncode == 2 and "'ten-twenty'" in result.stderr
+    assert "smile, sad, angry, anxiety, surprise, neutral" in result.stderr
+    result = search(tmp_path, "--age", "ancient", check=False)
+    assert result.returncode == 2 and "ten-twenty" in result.stderr
+    happy = search(tmp_path, "--emotion", "happy")
+    assert happy.stdout == search(tmp_path, "--emotion", "smile").stdout != ""
+    assert "'happy' is 'smile' here" in happy.stderr
+    assert search(tmp_path, "--age", "Teen").stdout == search(tmp_path, "--age", "ten-twenty").stdout
+
+
+def test_nul_separated_output_is_refused_with_another_format(tmp_path, index):
+    result = search(tmp_path, "--format", "json", "-0", check=False)
+    assert result.returncode == 2 and "-0" in result.stderr and result.stdout == ""
     result = search(tmp_path, "--taken-after", "last tuesday", check=False)
     assert result.returncode == 2 and "2024-07-31" in result.stderr
 

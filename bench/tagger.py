@@ -1,0 +1,104 @@
+"""How fast the emotion/age model tags faces on this machine: faces per second of the whole
+tagging step (crops sampled from decoded photos, then the gated model), per configuration and
+numeric mode, in one run.
+
+    python bench/tagger.py [--weights FILE ...] [--faces 256]
+
+Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
+the index run's batches. Rows: the `cpu` preset (FaceMesh trunks, what ships), the earlier
+`scratch-cpu` preset (ResNet-18s at 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at
+224 px), each in float32 and with bfloat16 autocast, with and without the mirror test-time pass.
+Weights are random unless --weights is given (speed does not depend on training).
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import dataclasses  # noqa: E402
+
+import torch  # noqa: E402
+
+from bench.library import PHOTOS, WEIGHTS  # noqa: E402
+from phototag.library.decode import decode_bytes  # noqa: E402
+from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.vision.attributes import AttributeTagger  # noqa: E402
+from phototag.vision.config import PRESETS  # noqa: E402
+from phototag.vision.detect import Detector  # noqa: E402
+from phototag.vision.models import build_model  # noqa: E402
+from phototag.vision.weightsfile import save_weights  # noqa: E402
+
+
+def photos_with_faces(limit):
+    detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
+    photos, faces = [], 0
+    for path in sorted((PHOTOS / "people").iterdir()):
+        pixels = decode_bytes(path.read_bytes(), 1600, path.suffix).pixels
+        found = detector.detect([pixels], 0.6)[0]
+        if len(found):
+            photos.append((pixels, found.boxes, found.landmarks))
+            faces += len(found)
+        if faces >= limit:
+            break
+    return photos, faces
+
+
+def rate(tagger, photos, faces, autocast, runs=2):
+    context = (torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext())
+    with context:
+        tagger.tag(photos[:1])  # warm-up
+        best = float("inf")
+        for _ in range(runs):
+            started = time.perf_counter()
+            tagger.tag(photos)
+            best = min(best, time.perf_counter() - started)
+    return faces / best
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--faces", type=int, default=256, help="about this many faces")
+    parser.add_argument("--presets", default="cpu,scratch-cpu,original")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    photos, faces = photos_with_faces(args.faces)
+    print(f"{faces} faces in {len(photos)} photos, {os.cpu_count()} CPU cores, torch {torch.__version__}")
+    results = {}
+    with tempfile_dir() as tmp:
+        for preset in args.presets.split(","):
+            for flip in (False, True):
+                config = dataclasses.replace(PRESETS[preset], test_flip=flip)
+                path = Path(tmp) / f"{preset}-{flip}.safetensors"
+                save_weights(build_model(config), path, info={"epochs": 0, "benchmark": True})
+                tagger = AttributeTagger(path, allow_untrained=True)
+                for autocast in (False, True):
+                    if preset == "original" and autocast is False and flip:
+                        continue
+                    value = rate(tagger, photos, faces, autocast)
+                    results[(preset, flip, autocast)] = value
+                    print(f"{preset:<12} mirror pass {'on ' if flip else 'off'} "
+                          f"{'bfloat16' if autocast else 'float32 '}: {value:7.1f} faces/s", flush=True)
+    for preset in args.presets.split(","):
+        for flip in (False, True):
+            plain, bf16 = results.get((preset, flip, False)), results.get((preset, flip, True))
+            if plain and bf16:
+                print(f"ratio bfloat16 / float32, {preset}, mirror pass {'on' if flip else 'off'}: "
+                      f"{bf16 / plain:.2f}")
+
+
+@contextlib.contextmanager
+def tempfile_dir():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        yield tmp
+
+
+if __name__ == "__main__":
+    main()
