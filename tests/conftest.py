@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import shutil
@@ -14,6 +15,33 @@ PHOTOS = SHARED / "data" / "photos"
 WEIGHTS = SHARED / "data" / "weights"
 RETINAFACE = WEIGHTS / "retinaface_mobilenet0.25_Final.pth"
 
+def needs_tool(found, reason):
+    """Skip a test whose tool is missing, saying why; in CI (CI=true), where .ci/run installs
+    the tools, a missing one fails the test instead of hiding it."""
+    if found:
+        return lambda test: test
+    if os.environ.get("CI") == "true":
+        def failing(test):
+            @functools.wraps(test)
+            def fail(*args, **kwargs):
+                pytest.fail(f"CI: {reason}, and CI must run this test")
+            return fail
+        return failing
+    return pytest.mark.skip(reason=reason)
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path_factory, monkeypatch):
+    """Every test has a HOME and XDG folders of its own: nothing lands in the user's cache."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, str(home / name.lower()))
+    for name in ("PHOTOTAG_DB", "PHOTOTAG_MODEL", "PHOTOTAG_WEIGHTS", "PHOTOTAG_PRETRAINED"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
 needs_shared = pytest.mark.skipif(
     not RETINAFACE.is_file() or not PHOTOS.is_dir(),
     reason="needs ../shared/data (real photos and the RetinaFace checkpoint); a plain clone has none",
@@ -25,7 +53,10 @@ def phototag_env(tmp_path, **extra):
     env.update(
         PHOTOTAG_DB=str(tmp_path / "db" / "index.db"),
         PHOTOTAG_WEIGHTS=str(WEIGHTS),
+        HOME=str(tmp_path / "home"),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
         PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
     )
     env.update({k: str(v) for k, v in extra.items()})

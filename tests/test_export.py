@@ -13,10 +13,10 @@ from phototag.export import sidecar_path, stored_box, write_sidecar
 from phototag.library.decode import decode_bytes
 from phototag.store import Face, Index, PhotoRecord, Reader
 
-from conftest import PHOTOS, db_rows, index_in_process, needs_shared
+from conftest import PHOTOS, db_rows, index_in_process, needs_shared, needs_tool
 
 EXIFTOOL = shutil.which("exiftool")
-needs_exiftool = pytest.mark.skipif(not EXIFTOOL, reason="needs exiftool (Debian libimage-exiftool-perl)")
+needs_exiftool = needs_tool(EXIFTOOL, "needs exiftool (Debian libimage-exiftool-perl)")
 
 
 def exiftool(path, *tags):

@@ -9,10 +9,10 @@ from PIL import Image
 
 from phototag.cli import main
 
-from conftest import PHOTOS, db_rows, index_in_process, needs_shared
+from conftest import PHOTOS, db_rows, index_in_process, needs_shared, needs_tool
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="needs Chromium (Debian package chromium)")
+needs_chromium = needs_tool(CHROMIUM, "needs Chromium (Debian package chromium)")
 HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--hide-scrollbars"]
