@@ -10,6 +10,10 @@ import os
 from pathlib import Path
 
 PHOTOTAG_MARK = "phototag"  # mwg-rs:Description of the regions phototag writes
+# phototag's own XMP namespace: what it added to a sidecar, so that it removes only that.
+NAMESPACE = "https://github.com/phototag/phototag/ns/xmp/1.0/"
+OUR_KEYWORDS = "Xmp.phototag.Keywords"  # "<XMP key>\t<keyword>" for each keyword phototag added
+OUR_RECTANGLES = "Xmp.phototag.Regions"  # the Microsoft region rectangles phototag wrote
 REGIONS = "Xmp.mwg-rs.Regions"
 REGION_LIST = f"{REGIONS}/mwg-rs:RegionList"
 MP_LIST = "Xmp.MP.RegionInfo/MPRI:Regions"
@@ -90,65 +94,130 @@ def _number(value):
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def write_sidecar(photo, path):
-    """Write (or merge into) the XMP sidecar at ``path`` for one indexed photo."""
+def _overlap(a, b):
+    """IoU of two (x, y, w, h) rectangles."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _mwg_rectangle(item):
+    """(x, y, w, h), top-left based, of an MWG region item, or None."""
+    try:
+        w, h = float(item["/mwg-rs:Area/stArea:w"]), float(item["/mwg-rs:Area/stArea:h"])
+        x, y = float(item["/mwg-rs:Area/stArea:x"]) - w / 2, float(item["/mwg-rs:Area/stArea:y"]) - h / 2
+    except (KeyError, ValueError):
+        return None
+    return x, y, w, h
+
+
+def _mp_rectangle(item):
+    try:
+        values = [float(v) for v in item["/MPReg:Rectangle"].split(",")]
+    except (KeyError, ValueError):
+        return None
+    return tuple(values) if len(values) == 4 else None
+
+
+def sidecar_xmp(existing, photo):
+    """The sidecar's new content, from its current content (bytes) and one indexed photo.
+
+    What phototag wrote before is replaced, and only that: its regions carry its mark (MWG) or
+    a rectangle it recorded (Microsoft), and the keywords it added are recorded in its own
+    namespace (``Xmp.phototag.Keywords``), so a keyword a person wrote (even one phototag also
+    uses, like 'smile') is never removed. A face that already has someone else's region (a
+    person tagged in digiKam or Lightroom) gets no second region on top of it. A photo now
+    without faces keeps nothing of phototag's.
+    """
     import pyexiv2
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(EMPTY_SIDECAR, encoding="utf-8")
-    image = pyexiv2.Image(str(path))
-    try:
-        existing = image.read_xmp()
-        changes = {}
-        # Regions: keep everyone else's, replace ours.
-        kept = [item for item in _items(existing, REGION_LIST)
-                if item.get("/mwg-rs:Description") != PHOTOTAG_MARK]
-        kept_mp = [item for item in _items(existing, MP_LIST)
-                   if item.get("/MPReg:PersonDisplayName") != PHOTOTAG_MARK]
-        for key in existing:
-            if key.startswith(REGION_LIST) or key.startswith(MP_LIST):
-                changes[key] = None
+    pyexiv2.registerNs(NAMESPACE, "phototag")
+    with pyexiv2.ImageData(existing) as image:
+        current = image.read_xmp()
+        ours_mp = set(_as_list(current.get(OUR_RECTANGLES)))
+        ours_keywords = set(_as_list(current.get(OUR_KEYWORDS)))
+        theirs = [item for item in _items(current, REGION_LIST)
+                  if item.get("/mwg-rs:Description") != PHOTOTAG_MARK]
+        theirs_mp = [item for item in _items(current, MP_LIST)
+                     if item.get("/MPReg:Rectangle") not in ours_mp
+                     and item.get("/MPReg:PersonDisplayName") != PHOTOTAG_MARK]  # older phototag
         (sw, sh), regions = _regions(photo)
-        changes[f"{REGIONS}/mwg-rs:AppliedToDimensions/stDim:w"] = str(sw)
-        changes[f"{REGIONS}/mwg-rs:AppliedToDimensions/stDim:h"] = str(sh)
-        changes[f"{REGIONS}/mwg-rs:AppliedToDimensions/stDim:unit"] = "pixel"
-        changes[REGION_LIST] = 'type="Bag"'
-        changes[MP_LIST] = 'type="Bag"'
-        for n, item in enumerate(kept, 1):
+        occupied = [r for r in map(_mwg_rectangle, theirs) if r] + \
+                   [r for r in map(_mp_rectangle, theirs_mp) if r]
+        regions = [r for r in regions if all(_overlap(r[:4], other) < 0.5 for other in occupied)]
+        removals = [key for key in current if key.startswith((REGIONS, "Xmp.MP.RegionInfo"))]
+        changes = {}
+        if theirs or theirs_mp or regions:
+            changes[f"{REGIONS}/mwg-rs:AppliedToDimensions/stDim:w"] = str(sw)
+            changes[f"{REGIONS}/mwg-rs:AppliedToDimensions/stDim:h"] = str(sh)
+            changes[f"{REGIONS}/mwg-rs:AppliedToDimensions/stDim:unit"] = "pixel"
+            changes[REGION_LIST] = 'type="Bag"'
+            changes[MP_LIST] = 'type="Bag"'
+        for n, item in enumerate(theirs, 1):
             for field, value in item.items():
                 changes[f"{REGION_LIST}[{n}]{field}"] = value
-        for n, item in enumerate(kept_mp, 1):
+        for n, item in enumerate(theirs_mp, 1):
             for field, value in item.items():
                 changes[f"{MP_LIST}[{n}]{field}"] = value
-        for n, (x, y, w, h, face) in enumerate(regions, len(kept) + 1):
+        rectangles = []
+        for n, (x, y, w, h, face) in enumerate(regions, len(theirs) + 1):
             base = f"{REGION_LIST}[{n}]"
             changes[f"{base}/mwg-rs:Type"] = "Face"
             changes[f"{base}/mwg-rs:Description"] = PHOTOTAG_MARK
             for name, value in (("x", x + w / 2), ("y", y + h / 2), ("w", w), ("h", h)):
                 changes[f"{base}/mwg-rs:Area/stArea:{name}"] = _number(value)
             changes[f"{base}/mwg-rs:Area/stArea:unit"] = "normalized"
-        for n, (x, y, w, h, face) in enumerate(regions, len(kept_mp) + 1):
-            base = f"{MP_LIST}[{n}]"
-            changes[f"{base}/MPReg:Rectangle"] = ", ".join(_number(v) for v in (x, y, w, h))
-            changes[f"{base}/MPReg:PersonDisplayName"] = PHOTOTAG_MARK
-        # Tags: drop what phototag wrote before, keep the rest, add today's.
-        hierarchical = [t for t in _as_list(existing.get("Xmp.lr.hierarchicalSubject"))]
-        old_ours = [t for t in hierarchical if t.startswith("phototag|")]
-        old_leaves = {t.rsplit("|", 1)[1] for t in old_ours}
+        for n, (x, y, w, h, face) in enumerate(regions, len(theirs_mp) + 1):
+            rectangle = ", ".join(_number(v) for v in (x, y, w, h))
+            changes[f"{MP_LIST}[{n}]/MPReg:Rectangle"] = rectangle  # no person's name: none is known
+            rectangles.append(rectangle)
+        # Keywords: what phototag added before goes, what people wrote stays, today's come in.
         tags = _tags(photo)
-        digikam = [t for t in _as_list(existing.get("Xmp.digiKam.TagsList"))
-                   if not t.startswith("phototag/")]
-        subjects = [t for t in _as_list(existing.get("Xmp.dc.subject")) if t not in old_leaves]
-        hierarchical = [t for t in hierarchical if t not in old_ours]
-        changes["Xmp.digiKam.TagsList"] = digikam + [f"phototag/{k}/{v}" for k, v in tags]
-        changes["Xmp.lr.hierarchicalSubject"] = hierarchical + [f"phototag|{k}|{v}" for k, v in tags]
-        changes["Xmp.dc.subject"] = subjects + [v for _, v in tags if v not in subjects]
-        image.modify_xmp({k: v for k, v in changes.items() if v is None})
+        keywords = {"Xmp.digiKam.TagsList": [f"phototag/{k}/{v}" for k, v in tags],
+                    "Xmp.lr.hierarchicalSubject": [f"phototag|{k}|{v}" for k, v in tags],
+                    "Xmp.dc.subject": [v for _, v in tags]}
+        added = []
+        for key, wanted in keywords.items():
+            kept = [t for t in _as_list(current.get(key)) if not _ours(key, t, ours_keywords, current)]
+            new = [t for t in wanted if t not in kept]
+            added += [f"{key}\t{t}" for t in new]
+            changes[key] = (kept + new) or None
+            if key in current:
+                removals.append(key)
+        removals += [key for key in (OUR_KEYWORDS, OUR_RECTANGLES) if key in current]
+        changes[OUR_KEYWORDS] = added or None
+        changes[OUR_RECTANGLES] = rectangles or None
+        image.modify_xmp({key: None for key in removals})
         image.modify_xmp({k: v for k, v in changes.items() if v is not None})
+        if not image.read_xmp():  # exiv2 leaves the old packet when nothing is left in it
+            return EMPTY_SIDECAR.encode("utf-8")
+        return image.get_bytes()
+
+
+def _ours(key, keyword, ours, current):
+    """Whether phototag added this keyword. Sidecars from before phototag recorded what it
+    added: its own hierarchical tags (phototag/..., phototag|...) are unmistakably its."""
+    if OUR_KEYWORDS in current:
+        return f"{key}\t{keyword}" in ours
+    return key != "Xmp.dc.subject" and keyword.startswith(("phototag/", "phototag|"))
+
+
+def write_sidecar(photo, path):
+    """Write (or merge into) the XMP sidecar at ``path`` for one indexed photo, atomically.
+    Paths are handled by Python, not exiv2, so a name that is not UTF-8 works too."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = path.read_bytes() if path.exists() else EMPTY_SIDECAR.encode("utf-8")
+    content = sidecar_xmp(existing, photo)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        partial.write_bytes(content)
+        os.replace(partial, path)
     finally:
-        image.close()
+        if partial.exists():
+            partial.unlink()
     return path
 
 
@@ -159,17 +228,21 @@ def _as_list(value):
 
 
 def export_sidecars(store, roots=None, adobe_style=False, sidecar_dir=None, errors=None):
-    """Sidecars for every finished photo with faces (under ``roots`` if given); yields paths.
-    A sidecar that cannot be written is added to ``errors`` as (photo path, reason)."""
+    """Sidecars for every finished photo with faces (under ``roots`` if given), and for a photo
+    now without faces whose sidecar holds what phototag wrote before (it is taken out); yields
+    paths. A sidecar that cannot be written is added to ``errors`` as (photo path, reason)."""
     from .library.scan import is_under
 
     roots = [os.path.abspath(r) for r in roots or []]
-    for path in store.photo_paths():
+    for path, faces in store.finished_photos():
         if roots and not is_under(path, roots):
+            continue
+        target = sidecar_path(path, adobe_style, sidecar_dir)
+        if not faces and not os.path.exists(target):
             continue
         photo = store.photo(path)
         try:
-            yield write_sidecar(photo, sidecar_path(path, adobe_style, sidecar_dir))
+            yield write_sidecar(photo, target)
         except (OSError, RuntimeError, UnicodeError) as exc:  # pyexiv2 raises RuntimeError
             if errors is None:
                 raise

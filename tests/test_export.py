@@ -186,3 +186,70 @@ def test_an_orientation_only_in_the_sidecar_is_honoured_and_shown(tmp_path):
     assert rows[str(lonely)] == (1, None)  # nothing applied
     shown = CliRunner().invoke(main, ["show", str(folder / "photo.6.sidecar.jpg"), "--db", str(db)]).output
     assert "6 (from its XMP sidecar" in shown
+
+
+@needs_exiftool
+def test_sidecars_respect_what_people_wrote(tmp_path):
+    path = stored_photo(tmp_path, 1)
+    sidecar = sidecar_path(path)
+    # A person tagged in digiKam (a named region on the face) and keywords written by hand,
+    # two of them words phototag uses too.
+    subprocess.run([EXIFTOOL, "-q", "-XMP:Subject=holiday", "-XMP:Subject=smile", "-XMP:Subject=child",
+                    "-XMP-mwg-rs:RegionAppliedToDimensionsW=80", "-XMP-mwg-rs:RegionAppliedToDimensionsH=60",
+                    "-XMP-mwg-rs:RegionAppliedToDimensionsUnit=pixel",
+                    "-XMP-mwg-rs:RegionList={Name=Marie,Type=Face,Area={X=0.5,Y=0.283,W=0.25,H=0.233,Unit=normalized}}",
+                    "-o", str(sidecar), str(path)], check=True)
+    row = photo_row(path, 1, 80, 60, (30, 10, 50, 24))  # the face Marie's region already marks
+    row["faces"].append({"x1": 2, "y1": 30, "x2": 20, "y2": 55, "emotion": "sad", "age_group": "senior"})
+    write_sidecar(row, sidecar)
+    first = sidecar.read_bytes()
+    write_sidecar(row, sidecar)
+    assert sidecar.read_bytes() == first  # two exports in a row change nothing more
+    info = exiftool(sidecar)
+    regions = info["RegionInfo"]["RegionList"]
+    assert [r.get("Name") for r in regions] == ["Marie", None]  # no second region on Marie
+    assert "phototag" not in json.dumps(info.get("RegionInfoMP", {}))  # no person called phototag
+    assert len(info["RegionInfoMP"]["Regions"]) == 1
+    assert set(info["Subject"]) == {"holiday", "smile", "child", "sad", "senior"}
+    # Later the faces are tagged otherwise: what phototag added goes, what people wrote stays.
+    row["faces"] = row["faces"][:1]
+    row["faces"][0].update(emotion="surprise", age_group="ten-twenty")
+    write_sidecar(row, sidecar)
+    info = exiftool(sidecar)
+    assert set(info["Subject"]) == {"holiday", "smile", "child", "surprise", "ten-twenty"}
+    assert info["HierarchicalSubject"] == ["phototag|emotion|surprise", "phototag|age|ten-twenty"]
+    # Re-indexed down to no face: phototag's regions and tags leave the sidecar, Marie stays.
+    row["faces"] = []
+    write_sidecar(row, sidecar)
+    info = exiftool(sidecar)
+    assert set(info["Subject"]) == {"holiday", "smile", "child"}
+    assert "HierarchicalSubject" not in info and "TagsList" not in info
+    assert [r.get("Name") for r in info["RegionInfo"]["RegionList"]] == ["Marie"]
+
+
+@needs_shared
+@needs_exiftool
+def test_export_of_a_photo_whose_name_is_not_utf8_and_of_one_now_without_faces(tmp_path):
+    import os
+
+    from click.testing import CliRunner
+
+    from phototag.cli import main
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    strange = os.path.join(os.fsencode(library), b"caf\xe9.jpg")
+    shutil.copy(PHOTOS / "people" / "ultralight__8.jpg", strange)
+    shutil.copy(PHOTOS / "people" / "ultralight__5.jpg", library / "later-empty.jpg")
+    db = tmp_path / "index.db"
+    index_in_process(db, [library])
+    result = CliRunner().invoke(main, ["export", "--xmp", "--db", str(db), str(library)])
+    assert result.exit_code == 0 and "2 sidecars written" in result.output, result.output
+    assert os.path.exists(strange + b".xmp")
+    # The second photo is replaced by a faceless one and indexed again.
+    shutil.copy(PHOTOS / "exif" / "orientation_landscape_1.jpg", library / "later-empty.jpg")
+    index_in_process(db, [library])
+    result = CliRunner().invoke(main, ["export", "--xmp", "--db", str(db), str(library)])
+    assert result.exit_code == 0, result.output
+    info = exiftool(library / "later-empty.jpg.xmp")
+    assert "RegionInfo" not in info and "TagsList" not in info and "HierarchicalSubject" not in info

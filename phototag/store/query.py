@@ -24,11 +24,10 @@ class Reader:
     def close(self):
         self.conn.close()
 
-    def photo_paths(self):
-        """Every photo that was read and has faces, by path."""
-        rows = self.conn.execute(
-            "SELECT path FROM photos WHERE status = 'done' AND n_faces > 0 ORDER BY path")
-        return [path_from_db(path) for (path,) in rows]
+    def finished_photos(self):
+        """(path, number of faces) of every photo that was read, by path."""
+        rows = self.conn.execute("SELECT path, n_faces FROM photos WHERE status = 'done' ORDER BY path")
+        return [(path_from_db(path), faces) for path, faces in rows]
 
     def search(self, query):
         sql, params = query.sql()

@@ -1,0 +1,62 @@
+"""Ship a newly trained weights file only if it is better than the shipped one.
+
+    python weights/promote.py CANDIDATE [SHIPPED]
+
+Both are scored with `phototag eval` on the validation data of weights/datasets.sh: emotion on
+FER2013 `val` (six classes), age on the held-out tenth of UTKFace and Images of Groups. The
+candidate replaces SHIPPED (default weights/phototag-cpu.safetensors), and its line in
+weights/manifest is rewritten with the new sha256 and size, only when the mean of the two
+accuracies is higher. Either way it prints both scores.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("PHOTOTAG_DATA", ROOT.parent / "shared" / "data"))
+
+
+def score(weights):
+    def accuracy(task, *data):
+        out = subprocess.run(["phototag", "eval", str(weights), "--task", task, "--json", *data],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)[task]["accuracy"]
+
+    emotion = accuracy("emotion", "--data", f"emotion:{DATA}/emotion/fer2013/val")
+    age = accuracy("age", "--held-out", "0.1", "--data", f"age:{DATA}/age/utkface_200/labels.csv",
+                   "--data", f"age:{DATA}/age/images_of_groups/labels.csv")
+    return {"emotion": emotion, "age": age, "mean": (emotion + age) / 2}
+
+
+def main(candidate, shipped=ROOT / "weights" / "phototag-cpu.safetensors"):
+    candidate, shipped = Path(candidate), Path(shipped)
+    new = score(candidate)
+    old = score(shipped) if shipped.is_file() else None
+    print(f"candidate {candidate}: emotion {new['emotion']:.1%}, age {new['age']:.1%}")
+    if old:
+        print(f"shipped   {shipped}: emotion {old['emotion']:.1%}, age {old['age']:.1%}")
+    if old and new["mean"] <= old["mean"]:
+        print("kept the shipped weights: the candidate is not better")
+        return 1
+    sys.path.insert(0, str(ROOT))
+    from phototag.hashing import file_sha256
+
+    shutil.copyfile(candidate, shipped)
+    manifest = ROOT / "weights" / "manifest"
+    lines = manifest.read_text().splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if fields and fields[0] == shipped.name:
+            fields[1], fields[2] = file_sha256(shipped), str(shipped.stat().st_size)
+            lines[i] = "  ".join(fields)
+    manifest.write_text("\n".join(lines) + "\n")
+    print(f"shipped the candidate as {shipped}; weights/manifest updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
