@@ -57,6 +57,7 @@ class RunSummary:
     new: int = 0
     changed: int = 0
     reprocessed: int = 0
+    copied: int = 0  # byte-identical copies of indexed photos: faces copied, models not run
     to_do: int = 0  # photos the plan gave this run to decode and detect
     moved: int = 0
     removed: int = 0
@@ -346,6 +347,10 @@ def _process(index, todo, options, summary, reporter, stop):
     writer = _Writer(index)
     writer.start()
     remaining = list(todo)
+    # Photos already indexed with these weights, by content, but none this run redoes.
+    redoing = {entry.path for entry in todo}
+    copies = {digest: path for digest, path in index.photos_by_content(options.model_id).items()
+              if path not in redoing}
     try:
         with torch.inference_mode():
             while remaining:
@@ -360,7 +365,8 @@ def _process(index, todo, options, summary, reporter, stop):
                 done = 0
                 try:
                     for batch in loader:
-                        _handle_batch(batch, detector, tagger, options, writer, summary, reporter)
+                        _handle_batch(batch, detector, tagger, options, writer, summary, reporter,
+                                      copies)
                         done += len(batch)
                         if stop.is_set():
                             summary.interrupted = True
@@ -387,8 +393,8 @@ def _process(index, todo, options, summary, reporter, stop):
         writer.close()
 
 
-def _handle_batch(batch, detector, tagger, options, writer, summary, reporter):
-    records = _detect_batch(detector, tagger, batch, options)
+def _handle_batch(batch, detector, tagger, options, writer, summary, reporter, copies=None):
+    records = _detect_batch(detector, tagger, batch, options, copies)
     writer.write(records)
     faces = sum(len(r.faces) for r in records)
     failed = [r for r in records if r.status == "error"]
@@ -396,6 +402,7 @@ def _handle_batch(batch, detector, tagger, options, writer, summary, reporter):
     summary.errors += len(failed)
     summary.faces += faces
     summary.error_list += [(r.path, r.error) for r in failed]
+    summary.copied += sum(r.faces_from is not None for r in records)
     reporter.advance(len(records), faces)
 
 
@@ -405,12 +412,14 @@ def _handle_batch(batch, detector, tagger, options, writer, summary, reporter):
 FORWARD_PIXELS = {"cpu": 1_000_000, "cuda": 64_000_000}
 
 
-def _detect_batch(detector, tagger, photos, options):
+def _detect_batch(detector, tagger, photos, options, copies=None):
     """Detect faces in a batch; only photos of one size share a forward pass, so every photo's
-    result is the same whatever else is in its batch."""
+    result is the same whatever else is in its batch. ``copies`` (sha256 → path of a photo
+    indexed with these weights): a byte-identical photo takes that photo's faces, unrun."""
+    copies = copies if copies is not None else {}
     by_shape = {}
     for i, photo in enumerate(photos):
-        if photo.error is None:
+        if photo.error is None and photo.hash not in copies:
             by_shape.setdefault(tuple(photo.pixels.shape), []).append(i)
     budget = FORWARD_PIXELS.get(detector.device.type, FORWARD_PIXELS["cpu"])
     found = {}
@@ -432,11 +441,17 @@ def _detect_batch(detector, tagger, photos, options):
         )
         if photo.error is None:
             record.model = options.model_id
-            found[i] = _kept(found[i], photo, options)
-            record.faces = _faces_at_full_size(found[i], photo)
+            if photo.hash in copies:
+                record.faces_from = copies[photo.hash]
+            else:
+                found[i] = _kept(found[i], photo, options)
+                record.faces = _faces_at_full_size(found[i], photo)
         records.append(record)
+    for record in records:  # later copies of these bytes in this run take these faces
+        if record.status == "done" and record.hash not in copies:
+            copies[record.hash] = record.path
     if tagger is not None:
-        done = [i for i, photo in enumerate(photos) if photo.error is None]
+        done = [i for i, photo in enumerate(photos) if photo.error is None and i in found]
         answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])
         for i, per_face in zip(done, answers):
             for face, answer in zip(records[i].faces, per_face):

@@ -177,3 +177,22 @@ def test_a_hidden_photo_skipped_by_a_plain_run_is_kept_until_it_is_really_gone(t
     gone = run_phototag(tmp_path, "index", root)
     assert "1 removed" in gone.stderr
     assert db_rows(db_path, "SELECT count(*) FROM photos") == [(2,)]
+
+
+def test_a_byte_identical_copy_takes_the_faces_without_running_the_models(tmp_path, db_path):
+    root = copy_photos(SAMPLE[:2], tmp_path / "lib")
+    run_phototag(tmp_path, "index", root)
+    backup = root / "backup"
+    backup.mkdir()
+    (backup / "copy.jpg").write_bytes((root / "ultralight__8.jpg").read_bytes())
+    os.utime(backup / "copy.jpg", (1_000_000_000, 1_000_000_000))  # its own time
+    result = run_phototag(tmp_path, "index", root)
+    assert "1 indexed (1 new, 0 changed, 1 copies of indexed photos)" in result.stderr
+    columns = "x1, y1, x2, y2, det_score, landmarks, emotion, emotion_probs, age_group, age_probs"
+    faces = lambda name: db_rows(  # noqa: E731
+        db_path, f"SELECT {columns} FROM faces JOIN photos ON photos.id = photo_id WHERE path = ? "
+                 "ORDER BY idx", (name,))
+    original = faces(str(root / "ultralight__8.jpg"))
+    assert len(original) > 5 and faces(str(backup / "copy.jpg")) == original
+    copy = db_rows(db_path, "SELECT mtime_ns, n_faces, model FROM photos WHERE path = ?", (str(backup / "copy.jpg"),))[0]
+    assert copy[0] == 1_000_000_000 * 10**9 and copy[1] == len(original) and copy[2]

@@ -70,6 +70,9 @@ class PhotoRecord:
     model: str = None
     orientation_source: str = None
     faces: list = field(default_factory=list)
+    # A byte-identical copy of a photo indexed with the same weights: its faces are copied
+    # from that photo's rows (by path) instead of being detected and tagged again.
+    faces_from: str = None
 
 
 def as_json(value):

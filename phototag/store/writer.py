@@ -102,6 +102,14 @@ class Index:
                 (f"walk:{key}", f"{digest} {self.generation()}"),
             )
 
+    def photos_by_content(self, model):
+        """sha256 → path of the photos indexed with ``model`` (a byte-identical new file can
+        take their faces)."""
+        rows = self.conn.execute(
+            "SELECT hash, path FROM photos WHERE status = 'done' AND model = ? AND hash IS NOT NULL",
+            (model,))
+        return {digest: path_from_db(path) for digest, path in rows}
+
     def reprocess_started(self, key):
         """When the --reprocess over ``key`` that is not finished yet began (started now if
         none is under way)."""
@@ -152,6 +160,14 @@ class Index:
                 values["path"] = db_path_value(record.path)
                 values["n_faces"] = len(record.faces)
                 values["indexed_at"] = stamp
+                source = None
+                if record.faces_from is not None:
+                    source = self.conn.execute(
+                        "SELECT id, n_faces FROM photos WHERE path = ? AND status = 'done'",
+                        (db_path_value(record.faces_from),)).fetchone()
+                    if source is None:  # the original left the index meanwhile: run it again
+                        raise ValueError(f"no indexed photo {record.faces_from} to copy faces from")
+                    values["n_faces"] = source[1]
                 row = self.conn.execute(
                     "SELECT id FROM photos WHERE path = ?", (values["path"],)
                 ).fetchone()
@@ -168,6 +184,12 @@ class Index:
                     photo_id = self.conn.execute(
                         f"INSERT INTO photos ({names}) VALUES ({marks})", values
                     ).lastrowid
+                if source is not None:
+                    columns = ", ".join(FACE_COLUMNS)
+                    self.conn.execute(f"INSERT INTO faces (photo_id, {columns}) "
+                                      f"SELECT ?, {columns} FROM faces WHERE photo_id = ?",
+                                      (photo_id, source[0]))
+                    continue
                 self.conn.executemany(
                     f"INSERT INTO faces (photo_id, {', '.join(FACE_COLUMNS)}) "
                     f"VALUES (?{', ?' * len(FACE_COLUMNS)})",
