@@ -144,7 +144,7 @@ def _install_stop_handlers(stop):
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
               help="Folder holding weight files (else the ones shipped, else the user cache; "
                    "missing files are downloaded once).  [env: PHOTOTAG_WEIGHTS]")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--model", "attributes", type=click.Path(exists=True, dir_okay=False),
               envvar="PHOTOTAG_MODEL",
               help="Trained emotion/age weights (.safetensors from `phototag train`).  "
                    "[default: the weights shipped with phototag]  [env: PHOTOTAG_MODEL]")
@@ -167,15 +167,15 @@ def _install_stop_handlers(stop):
               help="Smallest face kept: shorter box side, in full-resolution pixels.")
 @click.option("--max-faces", type=click.IntRange(1), default=None,
               help="Keep at most this many faces per photo, the largest.  [default: all]")
-@click.option("--hidden", is_flag=True, help="Also walk hidden folders and files (names starting with '.').")
+@click.option("--hidden", "include_hidden", is_flag=True,
+              help="Also walk hidden folders and files (names starting with '.').")
 @click.option("--reprocess", is_flag=True, help="Redo every photo, changed or not.")
 @click.option("--retry-errors", is_flag=True, help="Retry photos that failed before, even if unchanged.")
 @click.option("--wait", is_flag=True, help="If another index run holds the database, wait for it "
                                            "instead of exiting.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar: only the summary and errors "
                                                  "(the default when not on a terminal).")
-def index(paths, db, weights_dir, model_path, faces_only, device, batch_size, workers, max_size, min_score, min_face,
-          max_faces, hidden, reprocess, retry_errors, wait, quiet):
+def index(paths, db, wait, quiet, **options):
     """Find the faces in every photo under PATHS and record them in the index.
 
     Incremental: unchanged files are not opened, changed ones are redone, moved ones keep their
@@ -197,30 +197,27 @@ def index(paths, db, weights_dir, model_path, faces_only, device, batch_size, wo
             return
         click.echo(f"phototag: waiting for the index run{who} on {db} to finish", err=True)
         lock.acquire(wait=True)
+    from .pipeline import IndexOptions
+
+    # The options are IndexOptions' own fields, by name: nothing is passed on by position.
+    options = IndexOptions(roots=[os.path.abspath(p) for p in paths], **options)
     with lock:
-        _run_index(paths, db, weights_dir, model_path, faces_only, device, batch_size, workers,
-                   max_size, min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet)
+        _run_index(db, options, quiet)
 
 
-def _run_index(paths, db, weights_dir, model_path, faces_only, device, batch_size, workers,
-               max_size, min_score, min_face, max_faces, hidden, reprocess, retry_errors, quiet):
-    from .pipeline import IndexOptions, SetupError, run_index
+def _run_index(db, options, quiet):
+    import dataclasses
+
+    from .pipeline import SetupError, run_index
     from .store import printable_path
     from .weights import WeightsError, default_attribute_weights
 
     try:
-        if faces_only:
-            model_path = None
-        else:
-            model_path = model_path or default_attribute_weights(weights_dir)
+        attributes = None if options.faces_only else (
+            options.attributes or default_attribute_weights(options.weights_dir))
     except WeightsError as exc:
         fail(str(exc))
-    options = IndexOptions(
-        roots=[os.path.abspath(p) for p in paths], weights_dir=weights_dir, device=device,
-        batch_size=batch_size, workers=workers, max_size=max_size, min_score=min_score,
-        min_face=min_face, max_faces=max_faces, include_hidden=hidden, reprocess=reprocess,
-        retry_errors=retry_errors, attributes=model_path, faces_only=faces_only,
-    )
+    options = dataclasses.replace(options, attributes=attributes)
     store = open_index(db)
     stop = threading.Event()
     _install_stop_handlers(stop)

@@ -454,9 +454,12 @@ def _detect_batch(detector, tagger, photos, options, copies=None):
         done = [i for i, photo in enumerate(photos) if photo.error is None and i in found]
         answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])
         for i, per_face in zip(done, answers):
-            for face, answer in zip(records[i].faces, per_face):
-                for name, value in answer.items():
-                    setattr(face, name, value)
+            for face, tags in zip(records[i].faces, per_face):
+                face.emotion, face.emotion_score, face.emotion_probs = (
+                    tags.emotion, tags.emotion_score, tags.emotion_probs)
+                face.age_group, face.age_score, face.age_probs = (
+                    tags.age_group, tags.age_score, tags.age_probs)
+                face.gate_face, face.gate_context = tags.gate_face, tags.gate_context
     return records
 
 

@@ -1,6 +1,7 @@
 """The attributes stage of an index run: emotion and age group for every detected face."""
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
@@ -8,6 +9,21 @@ from .regions import face_regions, photo_tensor
 from ..weights import weights_id
 from .models import predict
 from .weightsfile import load_weights
+
+
+@dataclass
+class FaceTags:
+    """What the model says about one face: the best label, its probability, every class's
+    probability, per task; the weight GatingNet gave each branch, per task (gated models)."""
+
+    emotion: str
+    emotion_score: float
+    emotion_probs: dict
+    age_group: str
+    age_score: float
+    age_probs: dict
+    gate_face: dict = None
+    gate_context: dict = None
 
 
 class AttributeTagger:
@@ -29,7 +45,7 @@ class AttributeTagger:
     @torch.inference_mode()
     def tag(self, photos):
         """``photos``: (pixels H×W×3 uint8, boxes K×4, landmarks K×5×2) in working-size pixels.
-        Returns, per photo, one dict per face."""
+        Returns, per photo, one FaceTags per face."""
         crops, owners = [], []
         for number, (pixels, boxes, landmarks) in enumerate(photos):
             if len(boxes) == 0:
@@ -63,17 +79,17 @@ class AttributeTagger:
         gates = {task: out.gates[task].float().cpu() for task in labels} if out.gates else None
         answers = []
         for i in range(count):
-            answer = {}
+            best = {}
             for task, names in labels.items():
                 p = probs[task][i]
-                best = int(p.argmax())
-                answer["emotion" if task == "emotion" else "age_group"] = names[best]
-                answer[f"{task}_score"] = round(float(p[best]), 4)
-                answer[f"{task}_probs"] = {n: round(float(v), 4) for n, v in zip(names, p)}
-            if gates:
-                answer["gate_face"] = {t: round(float(gates[t][i, 0]), 4) for t in labels}
-                answer["gate_context"] = {t: round(float(gates[t][i, 1]), 4) for t in labels}
-            answers.append(answer)
+                top = int(p.argmax())
+                best[task] = (names[top], round(float(p[top]), 4),
+                              {n: round(float(v), 4) for n, v in zip(names, p)})
+            answers.append(FaceTags(
+                *best["emotion"], *best["age"],
+                gate_face={t: round(float(gates[t][i, 0]), 4) for t in labels} if gates else None,
+                gate_context={t: round(float(gates[t][i, 1]), 4) for t in labels} if gates else None,
+            ))
         return answers
 
 

@@ -50,8 +50,8 @@ class ModelConfig:
 # trunk on both branches, see the README's results table), and the earlier one from scratch.
 PRESETS = {
     "original": ModelConfig(),
-    "cpu": ModelConfig(face_backbone="facemesh", context_backbone="facemesh", face_size=128,
-                       context_size=128),
+    "cpu": ModelConfig(face_backbone="facemesh", context_backbone="facemesh", face_size=96,
+                       context_size=128, test_flip=True),
     "scratch-cpu": ModelConfig(face_backbone="resnet18", context_backbone="resnet18", face_size=64,
                                context_size=64),
     "tiny": ModelConfig(face_backbone="test_efficientnet", context_backbone="test_resnet",
