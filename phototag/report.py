@@ -1,13 +1,17 @@
-"""`phototag report`: one self-contained HTML page of a search result.
+"""`phototag report`: one self-contained HTML page of a search result, to look at.
 
-Each photo is embedded as a JPEG thumbnail (data URI) with its faces drawn over it and labelled
-with emotion and age group; the page filters by emotion and age and pages through large results
-with a few lines of inline JavaScript. It opens from disk, with no server.
+The photos travel inside the page as small JPEG thumbnails (data URIs) with their faces as data;
+a little inline JavaScript lays them out in a grid that fills the window, draws every face's box
+(labels only where they can be read without overlapping: always for a few faces, on hover or
+focus in crowds), filters them, and opens one photo large with its faces listed. It opens from
+disk, with no server and nothing fetched. Every string from the index (a file name, a label) is
+put into the page as text, never as markup.
 """
 
 import base64
 import html
 import io
+import json
 import os
 
 from PIL import Image
@@ -17,103 +21,290 @@ from .library.decode import DecodeError, decode_bytes
 from .store import printable_path
 
 BOX_COLOUR = "#ff00ff"
-PAGE_SIZE = 24
+PAGE_SIZE = 48
+THUMB_SIZE = 640  # long side: sharp in a grid cell, acceptable in the large view
 
 STYLE = """
-body { font: 14px system-ui, sans-serif; margin: 16px; background: #202124; color: #e8eaed; }
-header { margin-bottom: 12px; }
-select, button { font: inherit; margin-right: 8px; }
-.photos { display: flex; flex-wrap: wrap; gap: 12px; }
-.photo { background: #303134; padding: 8px; width: 480px; }
-.frame { position: relative; line-height: 0; }
+* { box-sizing: border-box; }
+body { font: 14px system-ui, sans-serif; margin: 0; background: #202124; color: #e8eaed; }
+header { position: sticky; top: 0; z-index: 5; background: #202124; padding: 10px 16px;
+         display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center; border-bottom: 1px solid #3c4043; }
+header label { display: inline-flex; gap: 4px; align-items: center; }
+input, select, button { font: inherit; background: #303134; color: inherit; border: 1px solid #5f6368;
+                        border-radius: 4px; padding: 2px 6px; }
+input[type=number] { width: 4.5em; }
+#count { font-weight: 600; }
+main { padding: 12px 16px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px;
+        align-items: start; }
+.card { background: #303134; padding: 6px; border-radius: 6px; cursor: pointer; outline: none; }
+.card:focus-visible { box-shadow: 0 0 0 3px #8ab4f8; }
+.frame { position: relative; line-height: 0; overflow: hidden; }
 .frame img { width: 100%; display: block; }
-.face { position: absolute; box-sizing: border-box; border: 3px solid BOX; }
-.face span { position: absolute; top: 100%; left: -3px; line-height: 1.2; white-space: nowrap;
-             background: #000c; color: #fff; font-size: 11px; padding: 1px 3px; }
-.path { font-size: 12px; word-break: break-all; margin-top: 6px; }
-.hidden { display: none; }
+#viewer .frame img { height: 100%; }
+.face { position: absolute; border: 2px solid BOX; outline: none; }
+.face:focus-visible { border-color: #fff; }
+.tag { position: absolute; line-height: 1.25; white-space: nowrap; background: #000d; color: #fff;
+       font-size: 11px; padding: 1px 4px; border-radius: 3px; pointer-events: none; z-index: 2;
+       visibility: hidden; }
+.tag.shown, .face:hover + .tag, .face:focus + .tag { visibility: visible; }
+.face:hover + .tag, .face:focus + .tag { z-index: 3; }
+.meta { font-size: 12px; margin-top: 6px; line-height: 1.35; word-break: break-all; color: #bdc1c6; }
+.pages { display: flex; gap: 8px; align-items: center; margin: 14px 0; }
+#viewer { position: fixed; inset: 0; background: #000e; z-index: 10; display: none; padding: 2vh 2vw;
+          gap: 16px; }
+#viewer.open { display: flex; }
+#viewer .large { flex: 1 1 auto; min-width: 60vw; display: flex; align-items: center; justify-content: center;
+                 height: 96vh; }
+#viewer .large .frame { flex: none; }
+#viewer aside { flex: 0 0 300px; max-width: 32vw; overflow: auto; background: #303134; padding: 12px;
+                border-radius: 6px; }
+#viewer aside h2 { font-size: 15px; margin: 0 0 8px; word-break: break-all; }
+#viewer ol { padding-left: 22px; }
+#viewer li { margin-bottom: 6px; }
+#close { position: absolute; top: 10px; right: 14px; z-index: 11; font-size: 18px; }
 """.replace("BOX", BOX_COLOUR)
 
-SCRIPT = """
+SCRIPT = r"""
+const PHOTOS = JSON.parse(document.getElementById('photos').textContent);
 const PAGE = PAGE_SIZE;
-let page = 0;
-function visible() {
-  const emotion = document.getElementById('emotion').value;
-  const age = document.getElementById('age').value;
-  const shown = [];
-  for (const photo of document.querySelectorAll('.photo')) {
-    let any = false;
-    for (const face of photo.querySelectorAll('.face')) {
-      const ok = (!emotion || face.dataset.emotion === emotion) && (!age || face.dataset.age === age);
-      face.classList.toggle('hidden', !ok);
-      any = any || ok;
-    }
-    photo.dataset.match = any ? '1' : '';
-    if (any) shown.push(photo);
+const ALWAYS_LABEL = 4;  // photos with at most this many faces show their labels
+let page = 0, shown = [], current = -1;
+const $ = id => document.getElementById(id);
+
+function el(name, props, ...children) {
+  const node = document.createElement(name);
+  Object.assign(node, props || {});
+  for (const child of children) node.append(child);
+  return node;
+}
+const faceCount = n => `${n} face${n === 1 ? '' : 's'}`;
+function describe(face) {
+  const parts = [];
+  if (face.emotion) parts.push(`${face.emotion} ${face.emotion_score.toFixed(2)}`);
+  if (face.age_group) parts.push(`${face.age_group} ${face.age_score.toFixed(2)}`);
+  return parts.join(' · ') || `face ${face.det_score.toFixed(2)}`;
+}
+function faceMatches(face, f) {
+  if (f.emotion && face.emotion !== f.emotion) return false;
+  if (f.age && face.age_group !== f.age) return false;
+  if (f.score > 0) {
+    const scores = [];
+    if (f.emotion) scores.push(face.emotion_score);
+    if (f.age) scores.push(face.age_score);
+    if (!scores.length) scores.push(face.det_score);
+    if (scores.some(s => s === null || s < f.score)) return false;
   }
-  return shown;
+  return true;
+}
+function filters() {
+  return { emotion: $('emotion').value, age: $('age').value,
+           fmin: $('fmin').value === '' ? null : +$('fmin').value,
+           fmax: $('fmax').value === '' ? null : +$('fmax').value,
+           from: $('from').value, to: $('to').value, score: +$('score').value || 0 };
+}
+function photoMatches(photo, f) {
+  const n = photo.faces.length;
+  if (f.fmin !== null && n < f.fmin) return false;
+  if (f.fmax !== null && n > f.fmax) return false;
+  const day = (photo.taken_at || '').slice(0, 10);
+  if (f.from && (!day || day < f.from)) return false;
+  if (f.to && (!day || day > f.to)) return false;
+  return photo.faces.some(face => faceMatches(face, f));
+}
+function drawFaces(frame, photo, f, interactive) {
+  for (const face of photo.faces) {
+    const box = el('div', { className: 'face' });
+    box.style.left = `${face.box[0] / photo.width * 100}%`;
+    box.style.top = `${face.box[1] / photo.height * 100}%`;
+    box.style.width = `${(face.box[2] - face.box[0]) / photo.width * 100}%`;
+    box.style.height = `${(face.box[3] - face.box[1]) / photo.height * 100}%`;
+    if (!faceMatches(face, f)) box.style.opacity = '0.25';
+    if (interactive) box.tabIndex = 0;
+    box.dataset.emotion = face.emotion || '';
+    box.dataset.age = face.age_group || '';
+    const tag = el('span', { className: 'tag', textContent: describe(face) });
+    frame.append(box, tag);
+  }
+}
+// Labels go under their box (above it at the bottom edge), inside the frame; a label that
+// would touch one already placed waits for hover or focus instead. Largest faces first.
+function placeLabels(frame, always) {
+  const area = frame.getBoundingClientRect();
+  const pairs = [...frame.querySelectorAll('.face')].map(b => [b, b.nextElementSibling]);
+  pairs.sort((a, b) => b[0].offsetWidth * b[0].offsetHeight - a[0].offsetWidth * a[0].offsetHeight);
+  const placed = [];
+  for (const [box, tag] of pairs) {
+    const w = tag.offsetWidth, h = tag.offsetHeight;
+    let x = box.offsetLeft, y = box.offsetTop + box.offsetHeight;
+    if (y + h > area.height) y = box.offsetTop - h;
+    if (y < 0) y = box.offsetTop;
+    x = Math.max(0, Math.min(x, area.width - w));
+    tag.style.left = `${x}px`;
+    tag.style.top = `${y}px`;
+    const rect = { x, y, w, h };
+    const clear = placed.every(p => x + w <= p.x || p.x + p.w <= x || y + h <= p.y || p.y + p.h <= y);
+    const fits = w <= area.width;
+    tag.classList.toggle('shown', always && clear && fits);
+    if (always && clear && fits) placed.push(rect);
+  }
+}
+function card(photo, index, f) {
+  const img = el('img', { src: photo.thumb, alt: '' });
+  const frame = el('div', { className: 'frame' }, img);
+  drawFaces(frame, photo, f, false);
+  const meta = el('div', { className: 'meta' },
+                  el('div', { textContent: photo.path }),
+                  el('div', { textContent: `${faceCount(photo.faces.length)}${photo.taken_at ? ' · ' + photo.taken_at : ''}` }));
+  const node = el('div', { className: 'card', tabIndex: 0 }, frame, meta);
+  node.dataset.index = index;
+  node.onclick = () => openViewer(index);
+  node.onkeydown = e => { if (e.key === 'Enter') { e.preventDefault(); openViewer(index); } };
+  const label = () => placeLabels(frame, photo.faces.length <= ALWAYS_LABEL);
+  if (img.complete) requestAnimationFrame(label); else img.onload = label;
+  return node;
 }
 function render() {
-  const shown = visible();
+  const f = filters();
+  shown = PHOTOS.map((p, i) => i).filter(i => photoMatches(PHOTOS[i], f));
   const pages = Math.max(1, Math.ceil(shown.length / PAGE));
   page = Math.min(page, pages - 1);
-  for (const photo of document.querySelectorAll('.photo')) photo.classList.add('hidden');
-  shown.slice(page * PAGE, (page + 1) * PAGE).forEach(p => p.classList.remove('hidden'));
-  document.getElementById('pageinfo').textContent =
-    `${shown.length} photos · page ${page + 1} of ${pages}`;
+  const faces = shown.reduce((n, i) => n + PHOTOS[i].faces.filter(face => faceMatches(face, f)).length, 0);
+  $('count').textContent = `${shown.length} photos, ${faces} faces`;
+  $('pageinfo').textContent = `page ${page + 1} of ${pages}`;
+  const grid = $('grid');
+  grid.replaceChildren(...shown.slice(page * PAGE, (page + 1) * PAGE).map(i => card(PHOTOS[i], i, f)));
 }
-function move(step) { page = Math.max(0, page + step); render(); }
-document.getElementById('emotion').onchange = () => { page = 0; render(); };
-document.getElementById('age').onchange = () => { page = 0; render(); };
+function relabel() {
+  for (const node of document.querySelectorAll('.card')) {
+    const photo = PHOTOS[+node.dataset.index];
+    placeLabels(node.querySelector('.frame'), photo.faces.length <= ALWAYS_LABEL);
+  }
+}
+function openViewer(index, fromHistory) {
+  current = index;
+  const photo = PHOTOS[index], f = filters();
+  const img = el('img', { src: photo.thumb, alt: '' });
+  const frame = el('div', { className: 'frame' }, img);
+  drawFaces(frame, photo, f, true);
+  const list = el('ol', {}, ...photo.faces.map(face => el('li', { textContent:
+    `${face.emotion || '–'} (${face.emotion_score === null ? '–' : face.emotion_score.toFixed(2)}), ` +
+    `${face.age_group || '–'} (${face.age_score === null ? '–' : face.age_score.toFixed(2)}), ` +
+    `detector ${face.det_score.toFixed(2)}` })));
+  $('large').replaceChildren(frame);
+  $('details').replaceChildren(
+    el('h2', { textContent: photo.path }),
+    el('div', { textContent: photo.taken_at ? `taken ${photo.taken_at}` : 'no capture date' }),
+    el('div', { textContent: `${photo.width} × ${photo.height} px, ${faceCount(photo.faces.length)}` }),
+    list);
+  $('viewer').classList.add('open');
+  fitLarge();
+  if (!img.complete) img.onload = fitLarge;
+  if (!fromHistory && history.state === null) history.pushState({ viewer: true }, '');
+  $('close').focus();
+}
+// The photo as large as the viewer allows, whatever its thumbnail's own size: the frame gets
+// the photo's proportions, the image fills it, and the boxes (in %) follow.
+function fitLarge() {
+  const frame = document.querySelector('#large .frame');
+  if (!frame || current < 0) return;
+  const photo = PHOTOS[current], area = $('large').getBoundingClientRect();
+  const scale = Math.min(area.width / photo.width, area.height / photo.height);
+  frame.style.width = `${Math.floor(photo.width * scale)}px`;
+  frame.style.height = `${Math.floor(photo.height * scale)}px`;
+  placeLabels(frame, photo.faces.length <= ALWAYS_LABEL);
+}
+function closeViewer(fromHistory) {
+  if (!$('viewer').classList.contains('open')) return;
+  $('viewer').classList.remove('open');
+  const back = document.querySelector(`.card[data-index="${current}"]`);
+  current = -1;
+  if (!fromHistory && history.state !== null) history.back();
+  if (back) back.focus();
+}
+function step(delta) {
+  const at = shown.indexOf(current);
+  if (at < 0) return;
+  const next = shown[at + delta];
+  if (next !== undefined) openViewer(next, true);
+}
+window.addEventListener('popstate', () => closeViewer(true));
+document.addEventListener('keydown', e => {
+  if (!$('viewer').classList.contains('open')) return;
+  if (e.key === 'Escape') closeViewer(false);
+  else if (e.key === 'ArrowRight') step(1);
+  else if (e.key === 'ArrowLeft') step(-1);
+});
+$('close').onclick = () => closeViewer(false);
+for (const id of ['emotion', 'age', 'fmin', 'fmax', 'from', 'to', 'score'])
+  $(id).addEventListener('input', () => { page = 0; render(); });
+$('prev').onclick = () => { page = Math.max(0, page - 1); render(); };
+$('next').onclick = () => { page = page + 1; render(); };
+window.addEventListener('resize', () => { relabel(); fitLarge(); });
 render();
 """.replace("PAGE_SIZE", str(PAGE_SIZE))
 
 
-def thumbnail(path, size):
+def thumbnail(path, size=THUMB_SIZE):
     """An upright JPEG thumbnail of a photo as a data URI, or None if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            pixels = decode_bytes(f.read(), size, os.path.splitext(path)[1])[0]
+            pixels = decode_bytes(f.read(), size, os.path.splitext(path)[1]).pixels
     except (OSError, DecodeError):
         return None
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=82)
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=80, optimize=True)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _face_html(face, width, height):
-    x1, y1, x2, y2 = face["x1"], face["y1"], face["x2"], face["y2"]
-    style = (f"left:{x1 / width * 100:.3f}%;top:{y1 / height * 100:.3f}%;"
-             f"width:{(x2 - x1) / width * 100:.3f}%;height:{(y2 - y1) / height * 100:.3f}%")
-    parts = []
-    if face.get("emotion"):
-        parts.append(f"{face['emotion']} {face['emotion_score']:.2f}")
-    if face.get("age_group"):
-        parts.append(f"{face['age_group']} {face['age_score']:.2f}")
-    label = html.escape(" · ".join(parts) or f"face {face['det_score']:.2f}")
-    return (f'<div class="face" style="{style}" data-emotion="{html.escape(face.get("emotion") or "")}" '
-            f'data-age="{html.escape(face.get("age_group") or "")}"><span>{label}</span></div>')
+def _photo_data(photo, thumb):
+    return {
+        "path": printable_path(photo["path"]),
+        "taken_at": photo.get("taken_at"),
+        "width": photo["width"],
+        "height": photo["height"],
+        "thumb": thumb,
+        "faces": [{
+            "box": [face["x1"], face["y1"], face["x2"], face["y2"]],
+            "det_score": face["det_score"],
+            "emotion": face.get("emotion"), "emotion_score": face.get("emotion_score"),
+            "age_group": face.get("age_group"), "age_score": face.get("age_score"),
+        } for face in photo["faces"]],
+    }
 
 
-def render(photos, title="phototag", thumb_size=480):
-    """The page for ``photos`` (dicts as ``Index.photo`` returns them)."""
-    cards = []
+def _json_for_script(value):
+    """JSON that cannot end its <script> element early, whatever the strings in it hold."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render(photos, title="phototag", thumb_size=THUMB_SIZE):
+    """The page for ``photos`` (dicts as ``Reader.photo`` returns them)."""
+    data = []
     for photo in photos:
-        image = thumbnail(photo["path"], thumb_size)
-        if image is None or not photo.get("width"):
+        if not photo.get("width"):
             continue
-        faces = "".join(_face_html(face, photo["width"], photo["height"]) for face in photo["faces"])
-        cards.append(
-            f'<div class="photo"><div class="frame"><img src="{image}" alt="">{faces}</div>'
-            f'<div class="path">{html.escape(printable_path(photo["path"]))}</div></div>'
-        )
-    options = lambda names: "".join(f"<option>{n}</option>" for n in names)  # noqa: E731
+        image = thumbnail(photo["path"], thumb_size)
+        if image is not None:
+            data.append(_photo_data(photo, image))
+    options = lambda names: "".join(f"<option>{html.escape(n)}</option>" for n in names)  # noqa: E731
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><header>"
-        f"<select id='emotion'><option value=''>any emotion</option>{options(EMOTIONS)}</select>"
-        f"<select id='age'><option value=''>any age</option>{options(AGE_GROUPS)}</select>"
-        f"<button onclick='move(-1)'>previous</button><button onclick='move(1)'>next</button>"
-        f"<span id='pageinfo'></span></header><div class='photos'>{''.join(cards)}</div>"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><header>"
+        "<span id='count'></span>"
+        f"<label>emotion <select id='emotion'><option value=''>any</option>{options(EMOTIONS)}</select></label>"
+        f"<label>age <select id='age'><option value=''>any</option>{options(AGE_GROUPS)}</select></label>"
+        "<label>faces <input id='fmin' type='number' min='0' placeholder='min'>"
+        "–<input id='fmax' type='number' min='0' placeholder='max'></label>"
+        "<label>taken <input id='from' type='date'>–<input id='to' type='date'></label>"
+        "<label>min score <input id='score' type='number' min='0' max='1' step='0.05' value='0'></label>"
+        "</header><main><div id='grid' class='grid'></div><div class='pages'>"
+        "<button id='prev'>previous</button><span id='pageinfo'></span><button id='next'>next</button>"
+        "</div></main><div id='viewer' role='dialog' aria-modal='true'>"
+        "<button id='close' aria-label='close'>✕</button><div id='large' class='large'></div>"
+        "<aside id='details'></aside></div>"
+        f"<script type='application/json' id='photos'>{_json_for_script(data)}</script>"
         f"<script>{SCRIPT}</script></body></html>"
     )

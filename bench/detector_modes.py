@@ -1,0 +1,97 @@
+"""RetinaFace on this CPU in each numeric mode and memory layout: milliseconds per photo and
+parity with the reference detections, in one run.
+
+    python bench/detector_modes.py
+
+Speed: best of five forward passes (with post-processing) on one 1600 x 1115 photo, two
+threads. Parity: every photo in ../shared/data/photos against reference_detections.json, the
+criteria of tests/test_detector_parity.py (IoU >= 0.95, score within 0.01, landmarks within
+1.5 px, no extra face). Modes: float32 or bfloat16 autocast, contiguous or channels-last.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.library import PHOTOS, WEIGHTS  # noqa: E402
+from phototag.library.decode import decode_bytes  # noqa: E402
+from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.vision.detect import Detector  # noqa: E402
+
+
+def iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def detector_in(mode):
+    detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
+    layout = torch.channels_last if "channels-last" in mode else torch.contiguous_format
+    detector.model = detector.model.to(memory_format=layout)
+    forward = detector.model.forward
+
+    def run(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bfloat16" in mode):
+            outputs = forward(batch.contiguous(memory_format=layout))
+        return tuple(t.float() for t in outputs)
+
+    detector.model.forward = run
+    return detector
+
+
+def parity(detector, reference):
+    worst_iou, worst_score, worst_landmark, problems = 1.0, 0.0, 0.0, 0
+    for item in reference["images"]:
+        data = (PHOTOS / item["file"]).read_bytes()
+        pixels = decode_bytes(data, None, item["file"][-5:]).pixels
+        faces = detector.detect([pixels], min_score=reference["min_score_kept"], second_look=False)[0]
+        used = set()
+        for ref in item["faces"]:
+            overlaps = [iou(ref["box"], box) for box in faces.boxes]
+            j = int(np.argmax(overlaps)) if overlaps else None
+            if j is None or j in used or overlaps[j] < 0.95:
+                problems += 1
+                continue
+            used.add(j)
+            worst_iou = min(worst_iou, overlaps[j])
+            worst_score = max(worst_score, abs(faces.scores[j] - ref["score"]))
+            worst_landmark = max(worst_landmark, np.abs(faces.landmarks[j] - np.array(ref["landmarks"])).max())
+        problems += len(faces) - len(used)
+    ok = problems == 0 and worst_score <= 0.01 and worst_landmark <= 1.5
+    return ok, f"worst IoU {worst_iou:.3f}, score {worst_score:.4f}, landmarks {worst_landmark:.2f} px, " \
+               f"{problems} faces unmatched or extra"
+
+
+def main():
+    torch.set_num_threads(2)
+    reference = json.loads((PHOTOS / "reference_detections.json").read_text())
+    photo = decode_bytes((PHOTOS / "people" / "ultralight__10.jpg").read_bytes(), 1600).pixels
+    photo = np.ascontiguousarray(np.kron(photo, np.ones((2, 2, 1), np.uint8))[:1115, :1600])
+    results = {}
+    for mode in ("float32", "float32 channels-last", "bfloat16", "bfloat16 channels-last"):
+        detector = detector_in(mode)
+        detector.detect([photo])
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            detector.detect([photo], second_look=False)
+            times.append(time.perf_counter() - started)
+        ok, detail = parity(detector, reference)
+        results[mode] = min(times) * 1000
+        print(f"{mode:<24} {results[mode]:6.1f} ms per {photo.shape[1]}x{photo.shape[0]} photo; "
+              f"parity {'kept' if ok else 'BROKEN'}: {detail}", flush=True)
+    base = results["float32"]
+    print("ratio to float32: " + ", ".join(f"{mode} {ms / base:.2f}" for mode, ms in results.items()))
+
+
+if __name__ == "__main__":
+    main()
