@@ -246,7 +246,7 @@ def _run_index(db, options, quiet):
     rate = f", {summary.processed / elapsed:.1f} photos/s" if summary.processed else ""
     done = f"{summary.processed} of {summary.to_do}" if summary.interrupted else f"{summary.processed}"
     redone = f", {summary.reprocessed} reprocessed" if summary.reprocessed else ""
-    redone += f", {summary.copied} copies of indexed photos" if summary.copied else ""
+    redone += f", {summary.copied} copied from identical photos" if summary.copied else ""
     click.echo(
         f"{summary.seen} photos seen: {done} indexed ({summary.new} new, "
         f"{summary.changed} changed{redone}), {summary.unchanged} unchanged, {summary.moved} moved, "

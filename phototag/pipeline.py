@@ -349,8 +349,8 @@ def _process(index, todo, options, summary, reporter, stop):
     remaining = list(todo)
     # Photos already indexed with these weights, by content, but none this run redoes.
     redoing = {entry.path for entry in todo}
-    copies = {digest: path for digest, path in index.photos_by_content(options.model_id).items()
-              if path not in redoing}
+    copies = {digest: known for digest, known in index.photos_by_content(options.model_id).items()
+              if known[0] not in redoing}
     try:
         with torch.inference_mode():
             while remaining:
@@ -396,7 +396,7 @@ def _process(index, todo, options, summary, reporter, stop):
 def _handle_batch(batch, detector, tagger, options, writer, summary, reporter, copies=None):
     records = _detect_batch(detector, tagger, batch, options, copies)
     writer.write(records)
-    faces = sum(len(r.faces) for r in records)
+    faces = sum(len(r.faces) + r.copied_faces for r in records)
     failed = [r for r in records if r.status == "error"]
     summary.processed += len(records)
     summary.errors += len(failed)
@@ -442,14 +442,14 @@ def _detect_batch(detector, tagger, photos, options, copies=None):
         if photo.error is None:
             record.model = options.model_id
             if photo.hash in copies:
-                record.faces_from = copies[photo.hash]
+                record.faces_from, record.copied_faces = copies[photo.hash]
             else:
                 found[i] = _kept(found[i], photo, options)
                 record.faces = _faces_at_full_size(found[i], photo)
         records.append(record)
     for record in records:  # later copies of these bytes in this run take these faces
         if record.status == "done" and record.hash not in copies:
-            copies[record.hash] = record.path
+            copies[record.hash] = (record.path, len(record.faces))
     if tagger is not None:
         done = [i for i, photo in enumerate(photos) if photo.error is None and i in found]
         answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])

@@ -187,7 +187,7 @@ def test_a_byte_identical_copy_takes_the_faces_without_running_the_models(tmp_pa
     (backup / "copy.jpg").write_bytes((root / "ultralight__8.jpg").read_bytes())
     os.utime(backup / "copy.jpg", (1_000_000_000, 1_000_000_000))  # its own time
     result = run_phototag(tmp_path, "index", root)
-    assert "1 indexed (1 new, 0 changed, 1 copies of indexed photos)" in result.stderr
+    assert "1 indexed (1 new, 0 changed, 1 copied from identical photos)" in result.stderr
     columns = "x1, y1, x2, y2, det_score, landmarks, emotion, emotion_probs, age_group, age_probs"
     faces = lambda name: db_rows(  # noqa: E731
         db_path, f"SELECT {columns} FROM faces JOIN photos ON photos.id = photo_id WHERE path = ? "

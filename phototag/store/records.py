@@ -16,7 +16,9 @@ FACE_COLUMNS = (
 
 
 def now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Microseconds: a resumed --reprocess tells the photos it wrote from those written just
+    # before it began by this stamp.
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def db_path_value(path):
@@ -73,6 +75,7 @@ class PhotoRecord:
     # A byte-identical copy of a photo indexed with the same weights: its faces are copied
     # from that photo's rows (by path) instead of being detected and tagged again.
     faces_from: str = None
+    copied_faces: int = 0  # how many, for the run's summary
 
 
 def as_json(value):

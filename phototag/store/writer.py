@@ -103,12 +103,12 @@ class Index:
             )
 
     def photos_by_content(self, model):
-        """sha256 → path of the photos indexed with ``model`` (a byte-identical new file can
-        take their faces)."""
+        """sha256 → (path, number of faces) of the photos indexed with ``model`` (a
+        byte-identical new file can take their faces)."""
         rows = self.conn.execute(
-            "SELECT hash, path FROM photos WHERE status = 'done' AND model = ? AND hash IS NOT NULL",
-            (model,))
-        return {digest: path_from_db(path) for digest, path in rows}
+            "SELECT hash, path, n_faces FROM photos WHERE status = 'done' AND model = ? "
+            "AND hash IS NOT NULL", (model,))
+        return {digest: (path_from_db(path), faces) for digest, path, faces in rows}
 
     def reprocess_started(self, key):
         """When the --reprocess over ``key`` that is not finished yet began (started now if
