@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.ops import nms
-
+from .nms import nms
 from .retinaface import load_retinaface
 
 BGR_MEANS = (104.0, 117.0, 123.0)

@@ -6,7 +6,6 @@ final logits per task, each branch's logits, and the gates (or fusion weights) p
 
 from dataclasses import dataclass
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,6 +77,8 @@ def backbone(name, pool):
     module that prepares its input."""
     if name in OWN_BACKBONES:
         return OWN_BACKBONES[name](pool=pool), nn.Identity()
+    import timm  # only for timm's networks: it takes seconds to import
+
     model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="avg" if pool else "")
     return model, Normalise()
 
