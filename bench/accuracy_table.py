@@ -1,4 +1,4 @@
-"""Print the README's results table from the JSON files `bench/accuracy.sh` writes.
+"""Print the README's results tables from the JSON files `bench/accuracy.sh` writes.
 
     python bench/accuracy_table.py build/results
 """
@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 ROWS = {  # name → (what it is, the command that reproduces it)
-    "default": ("gated (shipped weights, all data)", "weights/train.sh; ROWS=default bench/accuracy.sh"),
+    "default": ("gated, `cpu` (shipped weights, all data)", "weights/train.sh; ROWS=default bench/accuracy.sh"),
+    "previous": ("gated, `scratch-cpu` (the weights shipped before, all data)",
+                 "ROWS=previous PREVIOUS=... bench/accuracy.sh"),
     "gated-sam": ("gated, SAM", "ROWS=gated-sam bench/accuracy.sh"),
     "gated-adamw": ("gated, AdamW", "ROWS=gated-adamw bench/accuracy.sh"),
     "fusion": ("fusion (Adaptive Fusion), SAM", "ROWS=fusion bench/accuracy.sh"),
@@ -21,8 +23,8 @@ def percent(value):
     return "–" if value is None else f"{value:.1%}"
 
 
-def load(folder, name, task):
-    path = Path(folder) / f"{name}.{task}.json"
+def load(folder, name, task, part=None):
+    path = Path(folder) / f"{name}.{part or task}.json"
     return json.loads(path.read_text()).get(task) if path.is_file() else None
 
 
@@ -50,6 +52,24 @@ def rows(folder):
                    f"`{command}`")
 
 
+def everywhere(folder):
+    """The shipped (and previous) weights on every dataset's held-out part, and on small faces."""
+    for name in ("default", "previous"):
+        if not load(folder, name, "emotion", "emotion-sfew"):
+            continue
+        cells = [ROWS[name][0]]
+        for part in ("emotion-ckplus48", "emotion-muxspace", "emotion-sfew"):
+            entry = load(folder, name, "emotion", part)
+            cells.append(f"{percent(entry['accuracy'])} / {percent(entry.get('accuracy_five'))}")
+        for part in ("emotion-64", "emotion-32"):
+            entry = load(folder, name, "emotion", part)
+            cells.append(f"{percent(entry['accuracy'])} / {percent(entry.get('accuracy_five'))}")
+        cells.append(percent(load(folder, name, "age", "age-groups")["accuracy"]))
+        for part in ("age", "age-64", "age-32"):
+            cells.append(percent(load(folder, name, "age", part)["accuracy"]))
+        yield cells
+
+
 def main(folder):
     header = ("model", "emotion, 5 original", "emotion, 6 with neutral", "age group, 6",
               "age, within one group", "mean weight face / context (emotion)", "reproduce")
@@ -57,6 +77,17 @@ def main(folder):
     print("|" + "---|" * len(header))
     for row in rows(folder):
         print("| " + " | ".join(row) + " |")
+    more = list(everywhere(folder))
+    if more:
+        print()
+        header = ("weights", "CK+ held out (6 / 5)", "muxspace held out (6 / 5)", "SFEW held out (6 / 5)",
+                  "FER2013 val, faces at 64 px (6 / 5)", "FER2013 val, faces at 32 px (6 / 5)",
+                  "age, Images of Groups held out", "age, UTKFace held out, 200 px",
+                  "UTKFace at 64 px", "UTKFace at 32 px")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for cells in more:
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

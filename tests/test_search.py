@@ -275,3 +275,25 @@ def test_an_index_others_can_read_gets_a_warning(tmp_path, index):
     lib.mkdir()
     result = run_phototag(tmp_path, "index", "--db", index, lib)
     assert "can be read by other users" in result.stderr and "chmod 600" in result.stderr
+
+
+def test_writers_opening_an_old_index_at_once_migrate_it_once(tmp_path):
+    import sqlite3
+    from concurrent.futures import ProcessPoolExecutor
+
+    from phototag.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    with ProcessPoolExecutor(4) as pool:
+        results = list(pool.map(_open_and_close, [str(path)] * 8))
+    assert results == ["ok"] * 8
+    assert db_rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+def _open_and_close(path):
+    Index(path).close()
+    return "ok"

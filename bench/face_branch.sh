@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# How the `cpu` configuration's face branch was chosen: the face stage alone, three AdamW
+# epochs on all the data of weights/datasets.sh, for each candidate; then the face branch's
+# accuracy on FER2013 val (six emotions, and the five original ones) and on the held-out
+# UTKFace tenth (age), with and without the mirror pass. About 10 minutes a row on two cores.
+#   bench/face_branch.sh                 # every row
+#   ROWS="facemesh-96" bench/face_branch.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source weights/datasets.sh
+OUT=${PHOTOTAG_RESULTS_DIR:-build/face-branch}
+ROWS=${ROWS:-"facemesh-96 facemesh-128 facemesh-96-scratch"}
+mkdir -p "$OUT"
+for row in $ROWS; do
+  case $row in
+    facemesh-96) options=(--face-size 96) ;;
+    facemesh-128) options=(--face-size 128) ;;
+    facemesh-96-scratch) options=(--face-size 96 --scratch) ;;
+    *) echo "unknown row $row" >&2; exit 2 ;;
+  esac
+  phototag train "${DATASETS[@]}" --preset cpu "${options[@]}" --stage face --optimizer adamw \
+    --epochs 3 --seed 0 --resume --out "$OUT/$row.safetensors"
+  phototag eval "$OUT/$row.safetensors" --task emotion --branches --json \
+    --data "emotion:$DATA/emotion/fer2013/val" > "$OUT/$row.emotion.json"
+  phototag eval "$OUT/$row.safetensors" --task age --branches --json --held-out 0.1 \
+    --data "age:$DATA/age/utkface_200/labels.csv" > "$OUT/$row.age.json"
+done
+python - "$OUT" $ROWS <<'PYTHON'
+import json, sys
+from pathlib import Path
+folder = Path(sys.argv[1])
+print("| face branch | emotion, 6 | emotion, 5 original | age group, 6 (UTKFace held out) |")
+print("|---|---|---|---|")
+for row in sys.argv[2:]:
+    emotion = json.loads((folder / f"{row}.emotion.json").read_text())["emotion"]
+    age = json.loads((folder / f"{row}.age.json").read_text())["age"]
+    print(f"| {row} | {emotion['branches']['face']:.1%} | {emotion['branches_five']['face']:.1%} "
+          f"| {age['branches']['face']:.1%} |")
+PYTHON
