@@ -7,12 +7,10 @@ import zlib
 
 import pytest
 
-from conftest import PHOTOS, db_rows, needs_shared, run_phototag
+from conftest import db_rows, photo_source, run_phototag
 from test_incremental import unprivileged
 
-pytestmark = needs_shared
-
-GOOD = PHOTOS / "people" / "ultralight__8.jpg"
+GOOD = photo_source("people/ultralight__8.jpg")
 
 
 def png_header_only(width, height):

@@ -5,9 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import copy_photos, db_rows, needs_shared, phototag_env, run_phototag
-
-pytestmark = needs_shared
+from conftest import copy_photos, db_rows, phototag_env, run_phototag
 
 SAMPLE = ["people/ultralight__1.jpg", "people/ultralight__8.jpg", "people/ultralight__13.jpg",
           "people/serengil__img3.jpg", "exif/gps_DSCN0010.jpg"]

@@ -6,7 +6,7 @@ import time
 
 from phototag.runlock import RunLock
 
-from conftest import copy_photos, needs_shared, phototag_env, run_phototag
+from conftest import copy_photos, phototag_env, run_phototag
 
 
 def test_second_run_says_so_and_exits_0(tmp_path, db_path):
@@ -24,7 +24,6 @@ def test_second_run_says_so_and_exits_0(tmp_path, db_path):
         holder.release()
 
 
-@needs_shared
 def test_wait_runs_once_the_other_run_finishes(tmp_path, db_path):
     lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
     db_path.parent.mkdir(parents=True)
