@@ -22,6 +22,8 @@ for row in $ROWS; do
     --epochs 3 --seed 0 --resume --out "$OUT/$row.safetensors"
   phototag eval "$OUT/$row.safetensors" --task emotion --branches --json \
     --data "emotion:$DATA/emotion/fer2013/val" > "$OUT/$row.emotion.json"
+  phototag eval "$OUT/$row.safetensors" --task emotion --branches --json --no-mirror \
+    --data "emotion:$DATA/emotion/fer2013/val" > "$OUT/$row.emotion-no-mirror.json"
   phototag eval "$OUT/$row.safetensors" --task age --branches --json --held-out 0.1 \
     --data "age:$DATA/age/utkface_200/labels.csv" > "$OUT/$row.age.json"
 done
@@ -29,11 +31,12 @@ python - "$OUT" $ROWS <<'PYTHON'
 import json, sys
 from pathlib import Path
 folder = Path(sys.argv[1])
-print("| face branch | emotion, 6 | emotion, 5 original | age group, 6 (UTKFace held out) |")
-print("|---|---|---|---|")
+print("| face branch | emotion, 6 | emotion, 5 original | emotion, 6, no mirror pass "
+      "| age group, 6 (UTKFace held out) |")
+print("|---|---|---|---|---|")
 for row in sys.argv[2:]:
-    emotion = json.loads((folder / f"{row}.emotion.json").read_text())["emotion"]
-    age = json.loads((folder / f"{row}.age.json").read_text())["age"]
+    read = lambda part: json.loads((folder / f"{row}.{part}.json").read_text())
+    emotion, plain, age = read("emotion")["emotion"], read("emotion-no-mirror")["emotion"], read("age")["age"]
     print(f"| {row} | {emotion['branches']['face']:.1%} | {emotion['branches_five']['face']:.1%} "
-          f"| {age['branches']['face']:.1%} |")
+          f"| {plain['branches']['face']:.1%} | {age['branches']['face']:.1%} |")
 PYTHON

@@ -67,6 +67,22 @@ def test_weights_file_holds_one_copy_of_the_shared_backbone_and_its_configuratio
     assert not [k for k in keys if k.startswith("gate_head.") and "backbone" in k]
 
 
+def test_the_mirror_pass_answers_alike_for_a_face_and_its_mirror_image():
+    from phototag.vision.models import predict
+
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    face, context, gate = crops(3)
+    mirrored = [x.flip(-1) for x in (face, context, gate)]
+    with torch.no_grad():
+        plain, plain_mirrored = model(face, context, gate), model(*mirrored)
+        both, both_mirrored = predict(model, face, context, gate, flip=True), predict(model, *mirrored, flip=True)
+    for task in ("emotion", "age"):
+        assert not torch.allclose(plain.logits[task], plain_mirrored.logits[task], atol=1e-4)
+        assert torch.allclose(both.logits[task], (plain.logits[task] + plain_mirrored.logits[task]) / 2, atol=1e-5)
+        assert torch.allclose(both.logits[task], both_mirrored.logits[task], atol=1e-5)
+
+
 def test_caer_net_streams_have_the_papers_layer_sizes():
     model = CAERNet(dataclasses.replace(TINY, kind="caer"))
     for stream in (model.face_stream, model.context_stream):

@@ -254,14 +254,17 @@ def resume_exists(out, resume):
 @click.option("--face-size-test", type=click.IntRange(8),
               help="Lower every face to this many pixels (and back up) before scoring: how "
                    "the model does on small faces in real photos.")
+@click.option("--mirror/--no-mirror", default=None,
+              help="Answer with the mean over each face and its mirror image, or not "
+                   "(default: as the weights file says).")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True, callback=_device_name,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
-def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, limit_per_class,
-                     batch_size, device, as_json, weights_dir):
+def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, mirror,
+                     limit_per_class, batch_size, device, as_json, weights_dir):
     """Accuracy, macro-F1, per-class recall and the confusion matrix of a weights file."""
     from ..vision.weightsfile import load_weights
     from ..weights import WeightsError
@@ -278,7 +281,7 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
     except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     results = evaluate(model, dataset, device, branches=branches, batch_size=batch_size,
-                       face_pixels=face_size_test)
+                       face_pixels=face_size_test, flip=mirror)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
