@@ -3,7 +3,7 @@
 # file) on every validation set, and trains the design's variants on one fixed subset of the
 # data (the same for every row) to compare them. Prints the tables.
 #   bench/accuracy.sh                     # everything: about an hour on two CPU cores
-#   ROWS="default" bench/accuracy.sh      # only score the shipped weights (about 5 minutes)
+#   ROWS="default" bench/accuracy.sh      # only score the shipped weights
 #   git show bf542a5:weights/phototag-cpu.safetensors > build/previous.safetensors
 #   ROWS="previous" PREVIOUS=build/previous.safetensors bench/accuracy.sh
 # Each training run resumes from its checkpoint when rerun after a stop.
@@ -15,10 +15,13 @@ ROWS=${ROWS:-"default gated-sam gated-adamw fusion caer"}
 mkdir -p "$OUT"
 
 # The subset: at most LIMIT images per class and dataset; validation as for the default weights.
+# PRESET: the README's comparison rows were trained with scratch-cpu (ResNet-18s from random
+# weights at 64 px), the preset that shipped when they were measured.
 LIMIT=${LIMIT:-250}
+PRESET=${PRESET:-scratch-cpu}
 EPOCHS=${EPOCHS:-2}
 subset=(
-  --task both --seed 0 --preset cpu --limit-per-class "$LIMIT" --epochs "$EPOCHS" --resume
+  --task both --seed 0 --preset "$PRESET" --limit-per-class "$LIMIT" --epochs "$EPOCHS" --resume
   "${DATASETS[@]}"
 )
 

@@ -73,6 +73,8 @@ def parity(detector, reference):
 
 def main():
     torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()} "
+          "(bfloat16 is fast only with AVX512_BF16 or AMX)")
     reference = json.loads((PHOTOS / "reference_detections.json").read_text())
     photo = decode_bytes((PHOTOS / "people" / "ultralight__10.jpg").read_bytes(), 1600).pixels
     photo = np.ascontiguousarray(np.kron(photo, np.ones((2, 2, 1), np.uint8))[:1115, :1600])

@@ -49,7 +49,7 @@ def photos_with_faces(limit):
     return photos, faces
 
 
-def rate(tagger, photos, faces, autocast, runs=2):
+def rate(tagger, photos, faces, autocast, runs=5):
     context = (torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext())
     with context:
         tagger.tag(photos[:1])  # warm-up
@@ -68,7 +68,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     photos, faces = photos_with_faces(args.faces)
-    print(f"{faces} faces in {len(photos)} photos, {os.cpu_count()} CPU cores, torch {torch.__version__}")
+    print(f"{faces} faces in {len(photos)} photos, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()} (bfloat16 is fast only with AVX512_BF16 or AMX)")
     results = {}
     with tempfile_dir() as tmp:
         for preset in args.presets.split(","):

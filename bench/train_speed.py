@@ -59,7 +59,8 @@ def main():
     parser.add_argument("--presets", default="cpu,scratch-cpu")
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPU cores, torch {torch.__version__}, batch {args.batch}; ms per face")
+    print(f"{os.cpu_count()} CPU cores, torch {torch.__version__}, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, batch {args.batch}; ms per face")
     for preset in args.presets.split(","):
         for inference in (False, True):
             results = {}

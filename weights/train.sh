@@ -2,7 +2,7 @@
 # Trains the default weights on the data in ../shared and ships them only if they are better:
 # the three stages of the gated model with SAM, from FaceMesh's pretrained trunk (`--preset
 # cpu`), each stage resumable (rerun the script after a stop and it continues from the last
-# checkpoint). Two CPU cores: about three hours with the default epochs.
+# checkpoint). Two CPU cores: about two hours with the default epochs (14 of the face stage).
 #   weights/train.sh                       # from the pretrained start
 #   INIT=weights/phototag-cpu.safetensors weights/train.sh   # continue from the shipped weights
 # The result replaces weights/phototag-cpu.safetensors (and its manifest line) only when it
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source weights/datasets.sh
 OUT=${PHOTOTAG_TRAIN_DIR:-build/train}
-FACE_EPOCHS=${FACE_EPOCHS:-8}
+FACE_EPOCHS=${FACE_EPOCHS:-14}
 CONTEXT_EPOCHS=${CONTEXT_EPOCHS:-1}
 GATE_EPOCHS=${GATE_EPOCHS:-1}
 mkdir -p "$OUT"
