@@ -18,12 +18,16 @@ GROUPS = SHARED / "data" / "age" / "images_of_groups"
 
 def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     entry = weights.read_manifest()[SHIPPED.name]
-    assert SHIPPED.stat().st_size == entry.size <= 100 * 2**20
+    assert SHIPPED.stat().st_size == entry.size <= 30 * 2**20
     assert weights.sha256_of(SHIPPED) == entry.sha256
     config, info = read_metadata(SHIPPED)
-    assert config.kind == "gated" and config.face_backbone == "resnet18"
-    assert info["epochs"] >= 1 and info["history"][-1]["stage"] == "gate"
+    assert config.kind == "gated" and config.face_backbone == config.context_backbone == "facemesh"
+    assert config.test_flip
+    assert info["epochs"] >= 3 and [h["stage"] for h in info["history"]][-2:] == ["context", "gate"]
     assert "--init" in info["command"]  # the gate stage, on top of the face and context stages
+    assert len(info["earlier_commands"]) == 2  # the whole chain is recorded
+    assert info["pretrained"] == ["face: facemesh (facemesh_landmark.pth)",
+                                  "context: facemesh (facemesh_landmark.pth)"]
     with safe_open(str(SHIPPED), framework="pt") as f:
         dtypes = {str(f.get_slice(name).get_dtype()) for name in f.keys()}
     assert dtypes <= {"F16", "I64"}
