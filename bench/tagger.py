@@ -2,13 +2,14 @@
 tagging step (crops sampled from decoded photos, then the gated model), per configuration and
 numeric mode, in one run.
 
-    python bench/tagger.py [--weights FILE ...] [--faces 256]
+    python bench/tagger.py [--presets cpu,scratch-cpu,original] [--face-size PX] [--faces 256]
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
 the index run's batches. Rows: the `cpu` preset (FaceMesh trunks, what ships), the earlier
 `scratch-cpu` preset (ResNet-18s at 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at
 224 px), each in float32 and with bfloat16 autocast, with and without the mirror test-time pass.
-Weights are random unless --weights is given (speed does not depend on training).
+--face-size overrides each preset's face crop size. Weights are random (speed does not depend on
+training).
 """
 
 import argparse
@@ -65,6 +66,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=int, default=256, help="about this many faces")
     parser.add_argument("--presets", default="cpu,scratch-cpu,original")
+    parser.add_argument("--face-size", type=int, help="face crop size instead of each preset's")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     photos, faces = photos_with_faces(args.faces)
@@ -75,6 +77,8 @@ def main():
         for preset in args.presets.split(","):
             for flip in (False, True):
                 config = dataclasses.replace(PRESETS[preset], test_flip=flip)
+                if args.face_size:
+                    config = dataclasses.replace(config, face_size=args.face_size)
                 path = Path(tmp) / f"{preset}-{flip}.safetensors"
                 save_weights(build_model(config), path, info={"epochs": 0, "benchmark": True})
                 tagger = AttributeTagger(path, allow_untrained=True)

@@ -23,9 +23,12 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     config, info = read_metadata(SHIPPED)
     assert config.kind == "gated" and config.face_backbone == config.context_backbone == "facemesh"
     assert config.test_flip
-    assert info["epochs"] >= 3 and [h["stage"] for h in info["history"]][-2:] == ["context", "gate"]
-    assert "--init" in info["command"]  # the gate stage, on top of the face and context stages
-    assert len(info["earlier_commands"]) == 2  # the whole chain is recorded
+    stages = [h["stage"] for h in info["history"]]
+    assert info["epochs"] >= 3 and {"face", "context", "gate"} <= set(stages)
+    assert "--init" in info["command"]  # on top of the earlier stages
+    # The whole chain is recorded: the face, context and gate stages at least, each a command.
+    assert len(info["earlier_commands"]) >= 2
+    assert all(command.startswith("phototag train") for command in info["earlier_commands"])
     assert info["pretrained"] == ["face: facemesh (facemesh_landmark.pth)",
                                   "context: facemesh (facemesh_landmark.pth)"]
     with safe_open(str(SHIPPED), framework="pt") as f:
