@@ -3,7 +3,7 @@
 # file) on every validation set, and trains the design's variants on one fixed subset of the
 # data (the same for every row) to compare them. Prints the tables.
 #   bench/accuracy.sh                     # everything: about an hour on two CPU cores
-#   ROWS="default" bench/accuracy.sh      # only score the shipped weights
+#   ROWS="default" bench/accuracy.sh      # only score the shipped weights (about 10 minutes)
 #   git show bf542a5:weights/phototag-cpu.safetensors > build/previous.safetensors
 #   ROWS="previous" PREVIOUS=build/previous.safetensors bench/accuracy.sh
 # Each training run resumes from its checkpoint when rerun after a stop.
