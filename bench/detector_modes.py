@@ -23,14 +23,7 @@ import torch  # noqa: E402
 from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
 from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+from phototag.vision.detect import Detector, box_iou  # noqa: E402
 
 
 def detector_in(mode):
@@ -56,7 +49,7 @@ def parity(detector, reference):
         faces = detector.detect([pixels], min_score=reference["min_score_kept"], second_look=False)[0]
         used = set()
         for ref in item["faces"]:
-            overlaps = [iou(ref["box"], box) for box in faces.boxes]
+            overlaps = [box_iou(ref["box"], box) for box in faces.boxes]
             j = int(np.argmax(overlaps)) if overlaps else None
             if j is None or j in used or overlaps[j] < 0.95:
                 problems += 1

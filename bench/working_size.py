@@ -21,14 +21,7 @@ sys.path.insert(0, str(ROOT))
 from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
 from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+from phototag.vision.detect import Detector, box_iou  # noqa: E402
 
 
 def main():
@@ -53,7 +46,7 @@ def main():
                 if min(x2 - x1, y2 - y1) < 32:
                     continue
                 total += 1
-                found += any(iou(face["box"], box) >= 0.5 for box in boxes)
+                found += any(box_iou(face["box"], box) >= 0.5 for box in boxes)
         print(f"long side {size}: {found}/{total} reference faces of 32 px or more found "
               f"({found / total:.1%}); detection {len(photos) / seconds:.1f} photos/s")
 

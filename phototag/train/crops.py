@@ -218,21 +218,15 @@ def template_landmarks(box):
     return [[x1 + float(u) * (x2 - x1), y1 + float(v) * (y2 - y1)] for u, v in TEMPLATE.tolist()]
 
 
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def choose_face(found, wanted, width, height):
     """(box, landmarks, found): the detected face matching the dataset's box (or the best
     one), else the dataset's box or the whole image with the template's landmarks."""
+    from ..vision.detect import box_iou
+
     choice = None
     if len(found):
         if wanted:
-            overlaps = [_iou(wanted, b) for b in found.boxes]
+            overlaps = [box_iou(wanted, b) for b in found.boxes]
             best = max(range(len(found)), key=lambda k: overlaps[k])
             choice = best if overlaps[best] > 0.3 else None
         else:
