@@ -13,15 +13,11 @@ from PIL import Image, ImageDraw
 SITECUSTOMIZE = '''
 # Test stand-in (tests/stand_ins.py): accept the random-weights RetinaFace in FOLDER, whose
 # sha256 the manifest cannot know.
-from pathlib import Path
+import sys
+sys.path.append(TESTS)
+import stand_ins
 import phototag.weights as _weights
-_folder = Path(FOLDER).resolve()
-_verify = _weights.verify
-def _stand_in_verify(path, entry):
-    if Path(path).resolve().parent == _folder:
-        return Path(path)
-    return _verify(path, entry)
-_weights.verify = _stand_in_verify
+_weights.verify = stand_ins.accepting(FOLDER, _weights.verify)
 '''
 
 
@@ -72,7 +68,8 @@ def detector_folder(folder):
 
 def site_code(folder):
     """The sitecustomize source that accepts the stand-in detector in ``folder``."""
-    return SITECUSTOMIZE.replace("FOLDER", repr(str(Path(folder).resolve())))
+    return (SITECUSTOMIZE.replace("FOLDER", repr(str(Path(folder).resolve())))
+            .replace("TESTS", repr(str(Path(__file__).resolve().parent))))
 
 
 def accepting(folder, verify):

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -148,8 +149,6 @@ def test_rewriting_a_photo_replaces_its_faces_and_delete_cascades(index):
 
 
 def test_an_index_from_a_newer_phototag_is_refused(index):
-    import sqlite3
-
     with sqlite3.connect(index) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="upgrade phototag"):
@@ -163,16 +162,20 @@ def test_a_file_that_is_not_an_index_is_refused(tmp_path):
         Index(path)
 
 
-def test_an_index_of_schema_1_is_migrated(tmp_path):
-    import sqlite3
-
+def schema_1_index(path):
+    """An empty index as the first phototag wrote it (schema version 1)."""
     from phototag.store import MIGRATIONS
 
-    path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         for statement in MIGRATIONS[1]:
             conn.execute(statement)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    return path
+
+
+def test_an_index_of_schema_1_is_migrated(tmp_path):
+    path = schema_1_index(tmp_path / "old.db")
+    with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO photos (path, status, n_faces) VALUES ('/a.jpg', 'done', 1)")
         conn.execute("INSERT INTO faces (photo_id, idx, emotion, age_group) VALUES (1, 0, 'smile', 'child')")
     Index(path).close()
@@ -183,8 +186,6 @@ def test_an_index_of_schema_1_is_migrated(tmp_path):
 
 
 def test_search_answers_while_an_index_run_holds_a_write_transaction(tmp_path, index):
-    import sqlite3
-
     writer = sqlite3.connect(index, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("DELETE FROM faces")  # not committed: readers still see the old rows
@@ -233,15 +234,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_the_index_intact(tmp_path):
 
 
 def test_readers_never_migrate_an_older_index_and_say_what_to_do(tmp_path):
-    import sqlite3
-
-    from phototag.store import MIGRATIONS
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[1]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    path = schema_1_index(tmp_path / "old.db")
     before = path.read_bytes()
     for command in (["search"], ["stats"], ["report", str(tmp_path / "r.html")]):
         result = run_phototag(tmp_path, *command, "--db", path, check=False)
@@ -278,16 +271,9 @@ def test_an_index_others_can_read_gets_a_warning(tmp_path, index):
 
 
 def test_writers_opening_an_old_index_at_once_migrate_it_once(tmp_path):
-    import sqlite3
     from concurrent.futures import ProcessPoolExecutor
 
-    from phototag.store import MIGRATIONS
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[1]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    path = schema_1_index(tmp_path / "old.db")
     with ProcessPoolExecutor(4) as pool:
         results = list(pool.map(_open_and_close, [str(path)] * 8))
     assert results == ["ok"] * 8
