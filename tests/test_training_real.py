@@ -101,6 +101,20 @@ def test_index_fills_emotion_age_and_gates_and_search_finds_them(tmp_path, train
     assert rows and all(r["emotion"] == emotion and r["age_group"] == age for r in rows)
 
 
+def test_a_run_from_init_may_go_on_at_a_larger_face_size(tmp_path, trained):
+    from phototag.vision.weightsfile import load_weights
+
+    out = tmp_path / "larger.safetensors"
+    run_phototag(tmp_path, "train", "--init", trained, "--face-size", "48", "--stage", "face",
+                 "--epochs", "1", "--task", "emotion", "--limit-per-class", "4",
+                 "--batch-size", "16", "--data", f"emotion:{FER / 'train'}", "--out", out)
+    before, _ = load_weights(trained)
+    after, info = load_weights(out)
+    assert (before.config.face_size, after.config.face_size) == (32, 48)
+    assert after.config.context_size == before.config.context_size
+    assert [h["stage"] for h in info["history"]][-1] == "face" and info["earlier_commands"]
+
+
 def test_faces_only_turns_tagging_off(tmp_path):
     lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
     result = run_phototag(tmp_path, "index", "--faces-only", lib)

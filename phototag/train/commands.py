@@ -109,7 +109,7 @@ def _device(name):
               help="Weights file to write (.safetensors); a checkpoint (OUT.ckpt) and a JSON "
                    "log (OUT.json) go beside it.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default="cpu", show_default=True,
-              help="cpu: FaceMesh's pretrained trunk on the face (112 px) and on the context "
+              help="cpu: FaceMesh's pretrained trunk on the face (96 px) and on the context "
                    "(128 px); original: EfficientNet-B0 face, ResNeSt-50 context, 224 px (for a "
                    "GPU); scratch-cpu: the earlier ResNet-18s at 64 px from random weights; "
                    "tiny: for tests.")
@@ -153,7 +153,8 @@ def _device(name):
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (e.g. run --stage gate after face and context); "
-                   "their configuration replaces --preset, --kind and the backbone and size options.")
+                   "their configuration replaces --preset, --kind and the backbone options, and "
+                   "the sizes unless --face-size or --context-size are given.")
 @click.option("--fp16", is_flag=True, help="Store the weights as float16: half the size, for shipping.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt where a stopped run left off.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
@@ -183,6 +184,12 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     try:
         if init:
             model, earlier = load_weights(init)
+            # The backbones are convolutional and pooled, so a run may go on at another input
+            # size (train small, then finish large); the other options stay the file's.
+            sizes = {k: v for k, v in dict(face_size=face_size, context_size=context_size).items()
+                     if v is not None}
+            if sizes:
+                model.config = dataclasses.replace(model.config, **sizes)
             config = model.config
         else:
             changes = {k: v for k, v in dict(kind=kind, face_backbone=face_backbone,
