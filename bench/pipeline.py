@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
 from phototag.library import scan  # noqa: E402
-from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, _detect_batch, _keep_list,  # noqa: E402
+from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, detect_records, _keep_list,  # noqa: E402
                                _PhotoFiles, default_batch_size, default_workers, resolve_device,
                                run_index)
 from phototag.store import Index  # noqa: E402
@@ -66,8 +66,8 @@ def measure(root, model_path, device, batch_size, workers):
     batches = [photos[i:i + batch_size] for i in range(0, n, batch_size)]
     plain = dataclasses.replace(options, attributes=None)
     with torch.inference_mode():
-        _detect_batch(detector, None, batches[0], plain)  # warm-up
-        detect_s, _ = timed(lambda: [_detect_batch(detector, None, b, plain) for b in batches])
+        detect_records(detector, batches[0], plain)  # warm-up
+        detect_s, _ = timed(lambda: [detect_records(detector, b, plain) for b in batches])
         found = []
         for batch in batches:
             kept = {}

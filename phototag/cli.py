@@ -139,7 +139,7 @@ def _install_stop_handlers(stop):
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @db_option
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS",
               help="Folder holding weight files (else the ones shipped, else the user cache; "
@@ -171,6 +171,14 @@ def _install_stop_handlers(stop):
               help="Also walk hidden folders and files (names starting with '.').")
 @click.option("--reprocess", is_flag=True, help="Redo every photo, changed or not.")
 @click.option("--retry-errors", is_flag=True, help="Retry photos that failed before, even if unchanged.")
+@click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the models on a Ray cluster: auto (the running cluster), "
+                   "ray://HOST:PORT, HOST:PORT, or local (a Ray started for this run and "
+                   "stopped after it; also when no address follows). "
+                   "Every node must see the photos at the same paths. Needs the [ray] extra.")
+@click.option("--ray-actors", type=click.IntRange(1), default=None,
+              help="With --ray: detector actors and tagger actors, each.  [default: one per "
+                   "GPU of the cluster, else one per 4 CPUs]")
 @click.option("--wait", is_flag=True, help="If another index run holds the database, wait for it "
                                            "instead of exiting.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar: only the summary and errors "
@@ -186,6 +194,7 @@ def index(paths, db, wait, quiet, **options):
     """
     from .runlock import RunLock
 
+    paths = _ray_address_or_path(options, paths)
     lock = RunLock(db)
     os.makedirs(os.path.dirname(os.path.abspath(db)), mode=0o700, exist_ok=True)
     if not lock.acquire(wait=False):
@@ -203,6 +212,24 @@ def index(paths, db, wait, quiet, **options):
     options = IndexOptions(roots=[os.path.abspath(p) for p in paths], **options)
     with lock:
         _run_index(db, options, quiet)
+
+
+def _ray_address_or_path(options, paths):
+    """`--ray PATH` reads as `--ray` with a local Ray and PATH as the first folder: --ray's
+    address is optional, so click hands it the next word whatever it is."""
+    from .cluster import LOCAL, is_address
+
+    address = options["ray"]
+    if address is not None and not is_address(address):
+        if not os.path.exists(address):
+            raise click.BadParameter(f"{address!r} is neither a Ray address (auto, "
+                                     f"ray://HOST:PORT, HOST:PORT) nor a path", param_hint="--ray")
+        paths, options["ray"] = (address, *paths), LOCAL
+    if options["ray_actors"] and not options["ray"]:
+        raise click.BadParameter("only with --ray", param_hint="--ray-actors")
+    if not paths:
+        raise click.UsageError("Missing argument 'PATHS...'.")
+    return paths
 
 
 def _run_index(db, options, quiet):

@@ -40,6 +40,8 @@ class IndexOptions:
     attributes: str = None  # path of trained emotion/age weights; None: tagging is off
     faces_only: bool = False  # the user turned tagging off: no note about it
     allow_untrained: bool = False  # speed benchmarks only: they throw their index away
+    ray: str = None  # a Ray cluster's address (or "local") to run the models on; None: here
+    ray_actors: int = None  # detector and tagger actors each; None: a GPU each, else CPUs / 4
 
     @functools.cached_property
     def model_id(self):
@@ -137,7 +139,11 @@ def run_index(index, options, reporter=None, stop=None):
         if plan.gone:
             index.remove([row.id for row in plan.gone])
             summary.removed = len(plan.gone)
-        if plan.todo:
+        if plan.todo and options.ray:
+            from . import cluster
+
+            cluster.process(index, plan.todo, options, summary, reporter, stop)
+        elif plan.todo:
             _process(index, plan.todo, options, summary, reporter, stop)
         summary.other_models = index.other_models(options.roots, options.model_id)
         status = "interrupted" if summary.interrupted else "finished"
@@ -239,7 +245,7 @@ class _Batch(list):
         return self
 
 
-class _Writer(threading.Thread):
+class BatchWriter(threading.Thread):
     """Writes batches to the index in the background (one transaction each), so the models
     never wait for SQLite. A write error stops the run at the next batch."""
 
@@ -344,7 +350,7 @@ def _process(index, todo, options, summary, reporter, stop):
 
         in_hand = multiprocessing.Array("q", [0, -1] * workers, lock=False)
     reporter.start(len(todo))
-    writer = _Writer(index)
+    writer = BatchWriter(index)
     writer.start()
     remaining = list(todo)
     # Photos already indexed with these weights, by content, but none this run redoes.
@@ -394,7 +400,14 @@ def _process(index, todo, options, summary, reporter, stop):
 
 
 def _handle_batch(batch, detector, tagger, options, writer, summary, reporter, copies=None):
-    records = _detect_batch(detector, tagger, batch, options, copies)
+    records, found = detect_records(detector, batch, options, copies)
+    if tagger is not None:
+        tag_records(tagger, batch, found, records)
+    record_batch(records, writer, summary, reporter)
+
+
+def record_batch(records, writer, summary, reporter):
+    """Hand a batch's records to the writer and count them."""
     writer.write(records)
     faces = sum(len(r.faces) + r.copied_faces for r in records)
     failed = [r for r in records if r.status == "error"]
@@ -412,10 +425,12 @@ def _handle_batch(batch, detector, tagger, options, writer, summary, reporter, c
 FORWARD_PIXELS = {"cpu": 1_000_000, "cuda": 64_000_000}
 
 
-def _detect_batch(detector, tagger, photos, options, copies=None):
-    """Detect faces in a batch; only photos of one size share a forward pass, so every photo's
-    result is the same whatever else is in its batch. ``copies`` (sha256 → path of a photo
-    indexed with these weights): a byte-identical photo takes that photo's faces, unrun."""
+def detect_records(detector, photos, options, copies=None, remember=True):
+    """Detect faces in a batch of decoded photos → (records, {position: faces found}). Only
+    photos of one size share a forward pass, so every photo's result is the same whatever else
+    is in its batch. ``copies`` (sha256 → (path, faces) of a photo indexed with these weights):
+    a byte-identical photo takes that photo's faces, unrun; with ``remember`` this batch's
+    photos join ``copies`` for the batches after it."""
     copies = copies if copies is not None else {}
     by_shape = {}
     for i, photo in enumerate(photos):
@@ -447,20 +462,23 @@ def _detect_batch(detector, tagger, photos, options, copies=None):
                 found[i] = _kept(found[i], photo, options)
                 record.faces = _faces_at_full_size(found[i], photo)
         records.append(record)
-    for record in records:  # later copies of these bytes in this run take these faces
+    for record in records if remember else ():  # later copies of these bytes take these faces
         if record.status == "done" and record.hash not in copies:
             copies[record.hash] = (record.path, len(record.faces))
-    if tagger is not None:
-        done = [i for i, photo in enumerate(photos) if photo.error is None and i in found]
-        answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])
-        for i, per_face in zip(done, answers):
-            for face, tags in zip(records[i].faces, per_face):
-                face.emotion, face.emotion_score, face.emotion_probs = (
-                    tags.emotion, tags.emotion_score, tags.emotion_probs)
-                face.age_group, face.age_score, face.age_probs = (
-                    tags.age_group, tags.age_score, tags.age_probs)
-                face.gate_face, face.gate_context = tags.gate_face, tags.gate_context
-    return records
+    return records, found
+
+
+def tag_records(tagger, photos, found, records):
+    """Emotion and age for the faces ``detect_records`` found, written into their records."""
+    done = [i for i, photo in enumerate(photos) if photo.error is None and i in found]
+    answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])
+    for i, per_face in zip(done, answers):
+        for face, tags in zip(records[i].faces, per_face):
+            face.emotion, face.emotion_score, face.emotion_probs = (
+                tags.emotion, tags.emotion_score, tags.emotion_probs)
+            face.age_group, face.age_score, face.age_probs = (
+                tags.age_group, tags.age_score, tags.age_probs)
+            face.gate_face, face.gate_context = tags.gate_face, tags.gate_context
 
 
 def _kept(faces, photo, options):
