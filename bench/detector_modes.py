@@ -6,7 +6,9 @@ parity with the reference detections, in one run.
 Speed: best of five forward passes (with post-processing) on one 1600 x 1115 photo, two
 threads. Parity: every photo in ../shared/data/photos against reference_detections.json, the
 criteria of tests/test_detector_parity.py (IoU >= 0.95, score within 0.01, landmarks within
-1.5 px, no extra face). Modes: float32 or bfloat16 autocast, contiguous or channels-last.
+1.5 px, no extra face). Modes: float32 or bfloat16 autocast, contiguous or channels-last, and
+the same network exported to ONNX and run by ONNX Runtime on the CPU, when it is installed
+(`pip install onnxruntime==1.32.0`; not a dependency of phototag).
 """
 
 import json
@@ -36,6 +38,29 @@ def detector_in(mode):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bfloat16" in mode):
             outputs = forward(batch.contiguous(memory_format=layout))
         return tuple(t.float() for t in outputs)
+
+    detector.model.forward = run
+    return detector
+
+
+def onnxruntime_detector(threads):
+    """The detector with its network exported to ONNX and run by ONNX Runtime (float32)."""
+    import tempfile
+
+    import onnxruntime
+
+    detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
+    path = Path(tempfile.mkdtemp(prefix="phototag-onnx-")) / "retinaface.onnx"
+    torch.onnx.export(detector.model, (torch.zeros(1, 3, 480, 640),), str(path), dynamo=False,
+                      input_names=["image"], dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}},
+                      opset_version=17)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(batch):
+        outputs = session.run(None, {"image": batch.contiguous().numpy()})
+        return tuple(torch.from_numpy(t) for t in outputs)
 
     detector.model.forward = run
     return detector
@@ -72,8 +97,15 @@ def main():
     photo = decode_bytes((PHOTOS / "people" / "ultralight__10.jpg").read_bytes(), 1600).pixels
     photo = np.ascontiguousarray(np.kron(photo, np.ones((2, 2, 1), np.uint8))[:1115, :1600])
     results = {}
-    for mode in ("float32", "float32 channels-last", "bfloat16", "bfloat16 channels-last"):
-        detector = detector_in(mode)
+    modes = ["float32", "float32 channels-last", "bfloat16", "bfloat16 channels-last"]
+    try:
+        import onnxruntime
+        modes.append("onnxruntime float32")
+        print(f"onnxruntime {onnxruntime.__version__}")
+    except ImportError:
+        print("onnxruntime is not installed: its row is left out (pip install onnxruntime==1.32.0)")
+    for mode in modes:
+        detector = onnxruntime_detector(2) if mode.startswith("onnxruntime") else detector_in(mode)
         detector.detect([photo])
         times = []
         for _ in range(5):
