@@ -1,7 +1,7 @@
 """Each stage of an index run alone, then the whole run: does the pipeline add little beyond
 its slowest stage?
 
-    python bench/pipeline.py [--photos 16] [--preset cpu|original] [--device auto] [--workers N] [--keep DIR]
+    python bench/pipeline.py [--photos 16] [--preset cpu|original] [--device auto] [--workers N] [--threads N] [--keep DIR]
 
 Libraries: generated 12-megapixel JPEGs (real faces from ../shared pasted on blurred real
 scenes) and ../shared/data/photos. Stages, in photos/s: decode (DataLoader workers, as the
@@ -99,8 +99,12 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in the main process [default: torch's own choice]")
     parser.add_argument("--keep", help="folder for the generated photos (reused)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     preset = args.preset or ("original" if device.startswith("cuda") else "cpu")
     batch_size = args.batch_size or default_batch_size(device)
@@ -113,7 +117,8 @@ def main():
     save_weights(build_model(PRESETS[preset]), model_path, info={"epochs": 0, "benchmark": True})
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"
     print(f"device {device} (GPU: {gpu}), {os.cpu_count()} CPU cores, batch {batch_size}, "
-          f"{workers} decode workers, attribute model preset '{preset}'")
+          f"{workers} decode workers, {torch.get_num_threads()} torch threads, attribute model "
+          f"preset '{preset}'")
     ratios = []
     for name, root in (("generated 12 MP JPEGs", generated), ("../shared/data/photos", PHOTOS)):
         n, n_faces, rates, full = measure(root, model_path, device, batch_size, workers)
