@@ -225,6 +225,8 @@ def _run(ray, index, todo, options, summary, reporter, stop):
     context.max_errored_blocks = -1  # a batch that fails every retry is recorded, the run goes on
     batch = options.batch_size or default_batch_size("cpu")
     actors, detect_args, tag_args, decode_cpus = _resources(ray, options)
+    # model_id reads the weights file: computed here, it travels with the options (a cached
+    # property), and no worker looks for the file by the driver's path.
     known = index.photos_by_content(options.model_id)
     redoing = {entry.path for entry in todo}
     known = {digest: seen for digest, seen in known.items() if seen[0] not in redoing}
