@@ -45,6 +45,8 @@ def import_ray():
 def process(index, todo, options, summary, reporter, stop):
     """Decode, detect and tag ``todo`` on the cluster ``options.ray``; records are written here."""
     ray = import_ray()
+    if options.attributes:
+        _check_attribute_weights(options)
     _connect(ray, options.ray)
     try:
         check_readable(ray, todo)
@@ -182,7 +184,7 @@ class DetectFaces:
 class TagFaces:
     """A tagger actor: photos with their faces in, tagged records out (pixels stay here)."""
 
-    def __init__(self, shared):
+    def __init__(self, shared, allow_untrained):
         import ray
         import torch
 
@@ -191,7 +193,7 @@ class TagFaces:
         torch.set_num_threads(_threads())
         path = _weights_file(ray.get(shared["tagger"]), ".safetensors")
         try:
-            self.tagger = AttributeTagger(path, device=_device())
+            self.tagger = AttributeTagger(path, device=_device(), allow_untrained=allow_untrained)
         finally:
             os.unlink(path)
 
@@ -248,7 +250,8 @@ def _run(ray, index, todo, options, summary, reporter, stop):
         **detect_args)
     if options.attributes:
         dataset = dataset.map_batches(
-            TagFaces, batch_size=batch, compute=pool, fn_constructor_kwargs=dict(shared=shared),
+            TagFaces, batch_size=batch, compute=pool,
+            fn_constructor_kwargs=dict(shared=shared, allow_untrained=options.allow_untrained),
             **tag_args)
 
     reporter.start(len(todo))
@@ -274,6 +277,17 @@ def _run(ray, index, todo, options, summary, reporter, stop):
             record_batch([_lost_record(entry) for entry in lost], writer, summary, reporter)
     finally:
         writer.close()
+
+
+def _check_attribute_weights(options):
+    """Weights the tagger would refuse stop the run here, in one line, as on one machine (on
+    the cluster every actor would fail to start, again and again)."""
+    from .vision.attributes import AttributeTagger
+
+    try:
+        AttributeTagger(options.attributes, allow_untrained=options.allow_untrained)
+    except (ValueError, OSError) as exc:
+        raise SetupError(f"cannot use {options.attributes}: {exc}") from None
 
 
 def _as_copy(record, copies):

@@ -114,6 +114,21 @@ def test_workers_that_cannot_see_the_photos_stop_the_run_before_it_starts(tmp_pa
         ray.shutdown()
 
 
+@needs_ray
+def test_weights_the_tagger_refuses_stop_the_run_before_ray_starts(tmp_path):
+    from phototag.vision.config import PRESETS
+    from phototag.vision.models import build_model
+    from phototag.vision.weightsfile import save_weights
+
+    path = save_weights(build_model(PRESETS["tiny"]), tmp_path / "untrained.safetensors")
+    library = tmp_path / "lib"
+    library.mkdir()
+    shutil.copy(PHOTOS / "people" / "serengil__couple.jpg", library)
+    result = run_phototag(tmp_path, "index", "--model", path, "--ray", library, check=False)
+    assert result.returncode == 1 and "records no training" in result.stderr
+    assert "Traceback" not in result.stderr and "Ray" not in result.stderr
+
+
 def test_without_ray_installed_the_message_says_how_to_install_it(tmp_path):
     blocker = tmp_path / "no-ray"
     (blocker / "ray").mkdir(parents=True)
