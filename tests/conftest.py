@@ -38,6 +38,7 @@ def own_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     for name in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(home / name.lower()))
+    seed_cache(home / "xdg_cache_home")
     for name in ("PHOTOTAG_DB", "PHOTOTAG_MODEL", "PHOTOTAG_WEIGHTS", "PHOTOTAG_PRETRAINED"):
         monkeypatch.delenv(name, raising=False)
     if not HAVE_SHARED:  # in this process too, the stand-in detector is accepted
@@ -74,8 +75,33 @@ def photo_source(name):
     return target if target.is_file() else stand_ins.photo(target, name)
 
 
+@functools.cache
+def _detector_onnx():
+    """RetinaFace exported for the CPU once per test session: a run exports it into its user
+    cache the first time, and every test has a cache of its own (`seed_cache`)."""
+    from phototag.vision.onnx_cpu import exported
+    from phototag.vision.retinaface import load_retinaface
+
+    folder = Path(tempfile.mkdtemp(prefix="phototag-onnx-"))
+    weights = WEIGHTS / RETINAFACE.name
+    exported(load_retinaface(weights), weights, folder)
+    return list(folder.glob("*.onnx"))
+
+
+def seed_cache(cache_home):
+    """Put the session's ONNX export in a test's cache, as an earlier run would have left it."""
+    if not (WEIGHTS / RETINAFACE.name).is_file():
+        return
+    target = Path(cache_home) / "phototag" / "onnx"
+    target.mkdir(parents=True, exist_ok=True)
+    for onnx in _detector_onnx():
+        if not (target / onnx.name).exists():
+            shutil.copyfile(onnx, target / onnx.name)
+
+
 def phototag_env(tmp_path, **extra):
     env = dict(os.environ)
+    seed_cache(tmp_path / "cache")
     env.update(
         PHOTOTAG_DB=str(tmp_path / "db" / "index.db"),
         PHOTOTAG_WEIGHTS=str(WEIGHTS),

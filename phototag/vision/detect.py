@@ -105,10 +105,17 @@ class Detector:
                  keep_top_k=750):
         self.device = torch.device(device)
         self.model = load_retinaface(weights_path, self.device)
-        # Channels-last on every device: on the CPU it keeps the reference's answers exactly and
-        # runs in 0.6 of the time (bench/detector_modes.py); bfloat16 autocast, emulated on a CPU
-        # without AVX512_BF16, is 20 times slower and breaks parity, so the CPU stays in float32.
         self.model = self.model.to(memory_format=torch.channels_last)
+        # The CPU runs the network through ONNX Runtime, in float32: the reference's answers in
+        # about half of PyTorch's time (channels-last float32; bfloat16 autocast, emulated on a
+        # CPU without AVX512_BF16, is 20 times slower and breaks parity: bench/detector_modes.py).
+        # A GPU runs the PyTorch network in fp16, channels-last.
+        self.network = self.model
+        if self.device.type == "cpu":
+            from ..weights import cache_dir
+            from .onnx_cpu import OnnxNetwork
+
+            self.network = OnnxNetwork(self.model, weights_path, cache_dir().parent / "onnx")
         self.config = self.model.config
         self.confidence = confidence
         self.nms_iou = nms_iou
@@ -151,10 +158,10 @@ class Detector:
         batch = to_network_input(images, self.device)
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
-                outputs = self.model(batch.contiguous(memory_format=torch.channels_last))
+                outputs = self.network(batch.contiguous(memory_format=torch.channels_last))
             offsets, scores, landmark_offsets = (t.float() for t in outputs)
         else:
-            offsets, scores, landmark_offsets = self.model(batch.contiguous(memory_format=torch.channels_last))
+            offsets, scores, landmark_offsets = self.network(batch)
         priors = anchors(batch.shape[2], batch.shape[3], self.config, self.device)
         variance = self.config["variance"]
         results = []
