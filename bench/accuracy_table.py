@@ -10,7 +10,7 @@ from pathlib import Path
 ROWS = {  # name → (what it is, the command that reproduces it)
     "default": ("gated, `cpu` (the shipped weights)",
                 "weights/train.sh; weights/finetune.sh; ROWS=default bench/accuracy.sh"),
-    "previous": ("gated, `scratch-cpu` (the weights shipped before)",
+    "previous": ("the weights given as PREVIOUS (an earlier or a candidate file)",
                  "ROWS=previous PREVIOUS=... bench/accuracy.sh"),
     "gated-sam": ("gated, SAM", "ROWS=gated-sam bench/accuracy.sh"),
     "gated-adamw": ("gated, AdamW", "ROWS=gated-adamw bench/accuracy.sh"),
