@@ -48,9 +48,9 @@ def main():
         make_library(library / "generated", args.photos)
         if not (library / "people").exists():
             shutil.copytree(PHOTOS / "people", library / "people")
-        count = sum(1 for _ in library.rglob("*.jpg"))
+        count = sum(1 for path in library.rglob("*") if path.is_file())
         common = ["--faces-only"] if args.faces_only else []
-        print(f"{count} photos ({args.photos} generated 12-MP JPEGs + photos/people), "
+        print(f"{count} photos ({args.photos} generated 12-MP JPEGs and photos/people), "
               f"{os.cpu_count()} CPUs{', faces only' if args.faces_only else ''}")
         one_s, one_line = index(library, Path(tmp) / "one.db", common)
         print(f"one machine: {one_s:6.1f} s  {count / one_s:5.2f} photos/s   ({one_line})")

@@ -157,7 +157,8 @@ def _install_stop_handlers(stop):
                    "[default: 8 on the CPU, 32 on a GPU]")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="Decoding processes; 0 decodes in the main process.  "
-                   "[default: cores - 1, at most 4 on the CPU and 8 with a GPU]")
+                   "[default: cores - 1, at least 2 (on two cores or more) and at most 4 on the "
+                   "CPU; at most 8 with a GPU]")
 @click.option("--max-size", default=1600, show_default=True, type=click.IntRange(64),
               help="Long side, in pixels, photos are decoded at for detection; boxes are stored "
                    "in full-resolution pixels all the same.")
