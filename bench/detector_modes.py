@@ -86,7 +86,8 @@ def main():
         modes += ["bfloat16", "bfloat16 channels-last"]
     modes.append("onnxruntime float32 (in use)")
     for mode in modes:
-        detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS)) if mode.startswith("onnx") else detector_in(mode)
+        onnx = mode.startswith("onnx")
+        detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS)) if onnx else detector_in(mode)
         detector.detect([photo])
         times = []
         for _ in range(5):

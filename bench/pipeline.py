@@ -1,14 +1,15 @@
 """Each stage of an index run alone, then the whole run: does the pipeline add little beyond
 its slowest stage?
 
-    python bench/pipeline.py [--photos 16] [--preset cpu|original] [--device auto] [--workers N] [--threads N] [--keep DIR]
+    python bench/pipeline.py [--photos 16] [--preset cpu|original] [--device auto]
+                             [--workers N] [--threads N] [--keep DIR]
 
 Libraries: generated 12-megapixel JPEGs (real faces from ../shared pasted on blurred real
 scenes) and ../shared/data/photos. Stages, in photos/s: decode (DataLoader workers, as the
 index run uses them), detection alone on pre-decoded photos, the attribute model alone (regions
 and forward) on pre-decoded photos and their detections, and the full `index` run with its
-SQLite writes, with tagging and with --faces-only. The attribute weights are untrained (speed does not depend on training): the
-index made here is thrown away. Ratios last.
+SQLite writes, with tagging and with --faces-only. The attribute weights are untrained (speed
+does not depend on training): the index made here is thrown away. Ratios last.
 """
 
 import argparse

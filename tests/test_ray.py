@@ -21,6 +21,7 @@ except ImportError:
 needs_ray = needs_tool(ray, "needs Ray (pip install '.[ray]')")
 pytestmark = needs_shared
 
+DONE = "SELECT count(*), count(DISTINCT path) FROM photos WHERE status = 'done'"
 FACES = ("SELECT p.path, f.x1, f.y1, f.x2, f.y2, f.emotion, f.age_group FROM faces f "
          "JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.x1, f.y1")
 
@@ -56,7 +57,7 @@ def test_a_local_ray_gives_the_rows_of_a_run_on_one_machine(tmp_path, people):
         for (*box, emotion, age), (*other_box, other_emotion, other_age) in zip(faces, got[name]):
             assert max(abs(a - b) for a, b in zip(box, other_box)) <= 0.5, name
             assert (emotion, age) == (other_emotion, other_age), name
-    assert db_rows(db, "SELECT count(*), count(DISTINCT path) FROM photos WHERE status = 'done'") == [(37, 37)]
+    assert db_rows(db, DONE) == [(37, 37)]
     again = run_phototag(tmp_path, "index", "--ray", "local", library)  # nothing to do: no Ray started
     assert "37 unchanged" in again.stderr
 
@@ -90,7 +91,7 @@ def test_a_killed_actor_is_replaced_and_every_photo_is_done_once(tmp_path, peopl
     assert killed is not None, f"the run ended before an actor could be killed:\n{stderr}"
     assert run.returncode == 0, stderr
     assert "37 indexed" in stderr and "0 errors" in stderr
-    assert db_rows(db, "SELECT count(*), count(DISTINCT path) FROM photos WHERE status = 'done'") == [(37, 37)]
+    assert db_rows(db, DONE) == [(37, 37)]
     expected = {name: len(faces) for name, faces in faces_by_photo(single).items()}
     assert {name: len(faces) for name, faces in faces_by_photo(db).items()} == expected
 
