@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from . import weights
-from .pipeline import (DETECTOR_WEIGHTS, SetupError, BatchWriter, default_batch_size, detect_records,
-                       record_batch, tag_records)
+from .pipeline import (DETECTOR_WEIGHTS, BatchWriter, SetupError, default_batch_size,
+                       detect_records, known_copies, load_tagger, record_batch, tag_records)
 
 LOCAL = "local"  # no address: a Ray started for the run, stopped after it
 ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.-]+:\d+)$")
@@ -46,7 +46,9 @@ def process(index, todo, options, summary, reporter, stop):
     """Decode, detect and tag ``todo`` on the cluster ``options.ray``; records are written here."""
     ray = import_ray()
     if options.attributes:
-        _check_attribute_weights(options)
+        # Weights the tagger would refuse stop the run here, in one line, as on one machine
+        # (on the cluster every actor would fail to start, again and again).
+        load_tagger(options)
     _connect(ray, options.ray)
     try:
         check_readable(ray, todo)
@@ -229,9 +231,7 @@ def _run(ray, index, todo, options, summary, reporter, stop):
     actors, detect_args, tag_args, decode_cpus = _resources(ray, options)
     # model_id reads the weights file: computed here, it travels with the options (a cached
     # property), and no worker looks for the file by the driver's path.
-    known = index.photos_by_content(options.model_id)
-    redoing = {entry.path for entry in todo}
-    known = {digest: seen for digest, seen in known.items() if seen[0] not in redoing}
+    known = known_copies(index, todo, options.model_id)
     # Sent through the object store inside a dict: the actors fetch them (a restarted actor
     # too, while the driver holds them), and the nodes need no copy of the files.
     shared = {"detector": ray.put(Path(weights.locate(DETECTOR_WEIGHTS, options.weights_dir)).read_bytes()),
@@ -277,17 +277,6 @@ def _run(ray, index, todo, options, summary, reporter, stop):
             record_batch([_lost_record(entry) for entry in lost], writer, summary, reporter)
     finally:
         writer.close()
-
-
-def _check_attribute_weights(options):
-    """Weights the tagger would refuse stop the run here, in one line, as on one machine (on
-    the cluster every actor would fail to start, again and again)."""
-    from .vision.attributes import AttributeTagger
-
-    try:
-        AttributeTagger(options.attributes, allow_untrained=options.allow_untrained)
-    except (ValueError, OSError) as exc:
-        raise SetupError(f"cannot use {options.attributes}: {exc}") from None
 
 
 def _as_copy(record, copies):

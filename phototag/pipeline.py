@@ -334,13 +334,7 @@ def _process(index, todo, options, summary, reporter, stop):
     detector = Detector(weights.locate(DETECTOR_WEIGHTS, options.weights_dir), device=device)
     tagger = None
     if options.attributes:
-        from .vision.attributes import AttributeTagger
-
-        try:
-            tagger = AttributeTagger(options.attributes, device=device,
-                                     allow_untrained=options.allow_untrained)
-        except (ValueError, OSError) as exc:
-            raise SetupError(f"cannot use {options.attributes}: {exc}") from None
+        tagger = load_tagger(options, device)
     elif not options.faces_only:
         reporter.note("note: emotion and age tagging is off: this phototag was installed without "
                       "its trained weights; pass --model FILE to use weights from `phototag train`")
@@ -355,10 +349,7 @@ def _process(index, todo, options, summary, reporter, stop):
     writer = BatchWriter(index)
     writer.start()
     remaining = list(todo)
-    # Photos already indexed with these weights, by content, but none this run redoes.
-    redoing = {entry.path for entry in todo}
-    copies = {digest: known for digest, known in index.photos_by_content(options.model_id).items()
-              if known[0] not in redoing}
+    copies = known_copies(index, todo, options.model_id)
     try:
         with torch.inference_mode():
             while remaining:
@@ -399,6 +390,25 @@ def _process(index, todo, options, summary, reporter, stop):
                     del loader
     finally:
         writer.close()
+
+
+def load_tagger(options, device="cpu"):
+    """The emotion/age tagger of ``options.attributes``; SetupError for weights it refuses."""
+    from .vision.attributes import AttributeTagger
+
+    try:
+        return AttributeTagger(options.attributes, device=device,
+                               allow_untrained=options.allow_untrained)
+    except (ValueError, OSError) as exc:
+        raise SetupError(f"cannot use {options.attributes}: {exc}") from None
+
+
+def known_copies(index, todo, model_id):
+    """Photos already indexed with these weights, by content (sha256 → (path, faces)), less
+    those this run redoes: a new photo with the same bytes takes their faces."""
+    redoing = {entry.path for entry in todo}
+    return {digest: known for digest, known in index.photos_by_content(model_id).items()
+            if known[0] not in redoing}
 
 
 def _handle_batch(batch, detector, tagger, options, writer, summary, reporter, copies=None):
