@@ -141,6 +141,10 @@ def run_index(index, options, reporter=None, stop=None):
         if plan.gone:
             index.remove([row.id for row in plan.gone])
             summary.removed = len(plan.gone)
+        if plan.todo and not options.attributes and not options.faces_only:
+            reporter.note("note: emotion and age tagging is off: this phototag was installed "
+                          "without its trained weights; pass --model FILE to use weights from "
+                          "`phototag train`")
         if plan.todo and options.ray:
             from . import cluster
 
@@ -335,9 +339,6 @@ def _process(index, todo, options, summary, reporter, stop):
     tagger = None
     if options.attributes:
         tagger = load_tagger(options, device)
-    elif not options.faces_only:
-        reporter.note("note: emotion and age tagging is off: this phototag was installed without "
-                      "its trained weights; pass --model FILE to use weights from `phototag train`")
     workers = default_workers(device) if options.workers is None else options.workers
     on_gpu = device.startswith("cuda")
     in_hand = None

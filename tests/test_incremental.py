@@ -194,3 +194,35 @@ def test_a_byte_identical_copy_takes_the_faces_without_running_the_models(tmp_pa
     assert len(original) > 5 and faces(str(backup / "copy.jpg")) == original
     copy = db_rows(db_path, "SELECT mtime_ns, n_faces, model FROM photos WHERE path = ?", (str(backup / "copy.jpg"),))[0]
     assert copy[0] == 1_000_000_000 * 10**9 and copy[1] == len(original) and copy[2]
+
+
+def test_a_run_without_tagging_weights_says_so_once_and_only_when_it_has_photos_to_do(tmp_path,
+                                                                                       db_path):
+    """Said by the run itself, so that a --ray run says it as a run on one machine does."""
+    from phototag.pipeline import IndexOptions, Reporter, run_index
+    from phototag.store import Index
+
+    from conftest import WEIGHTS
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.lines = []
+
+        def note(self, message):
+            self.lines.append(message)
+
+    root = copy_photos(SAMPLE[:2], tmp_path / "lib")
+    store = Index(db_path)
+    try:
+        untagged, faces_only = Notes(), Notes()
+        options = IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), workers=0)
+        assert run_index(store, options, untagged).processed == 2
+        assert [n for n in untagged.lines if "tagging is off" in n] == [untagged.lines[0]]
+        again = Notes()
+        run_index(store, options, again)
+        assert again.lines == []  # nothing to do, nothing to say
+        run_index(store, IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), workers=0,
+                                      faces_only=True, reprocess=True), faces_only)
+        assert not any("tagging is off" in n for n in faces_only.lines)
+    finally:
+        store.close()
