@@ -10,7 +10,7 @@ from phototag import weights
 from phototag.train.datasets import Item, split_holdout
 from phototag.vision.weightsfile import read_metadata
 
-from conftest import PHOTOS, ROOT, SHARED, copy_photos, db_rows, needs_shared, run_phototag
+from conftest import ROOT, SHARED, copy_photos, db_rows, needs_shared, run_phototag
 
 SHIPPED = ROOT / "weights" / "phototag-cpu.safetensors"
 GROUPS = SHARED / "data" / "age" / "images_of_groups"

@@ -35,7 +35,7 @@ def test_a_range_is_trained_as_one_of_its_groups():
 def test_compute_loss_mixes_exact_ages_ranges_and_missing_labels():
     torch.manual_seed(1)
     logits = {"emotion": torch.randn(3, 6), "age": torch.randn(3, 6)}
-    emotion, age = torch.tensor([2, -1, -1]), torch.tensor([-1, 4, -1])
+    emotion = torch.tensor([2, -1, -1])  # the age labels are in the mask: bit 4, bits 1 and 2
     mask = torch.tensor([0, 1 << 4, 0b110])
     loss = compute_loss(logits, emotion, mask, {})
     allowed = torch.tensor([[False] * 6, [False] * 4 + [True, False], [False, True, True] + [False] * 3])
