@@ -1,5 +1,6 @@
-"""Pretrained starts: FaceMesh read into phototag's own modules answers as the original does."""
+"""Pretrained starts: FaceMesh and MobileNetV2 read into phototag's modules answer as the originals."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -88,3 +89,62 @@ def test_the_cpu_preset_starts_both_branches_from_facemeshs_trunk():
     assert torch.allclose(pooled[:, 128:], expected.amax(dim=(2, 3)), atol=1e-5)
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in heads_before.items())  # heads stay as built
+
+
+MOBILENET = PRETRAINED / "mobilenet_v2_1.0_224_quant.tflite"
+
+
+@pytest.mark.skipif(not MOBILENET.is_file(), reason="needs ../shared/data/pretrained (MobileNetV2)")
+def test_mobilenet_v2_read_from_tflite_answers_as_the_original_on_real_photos():
+    """The dequantised network in float against the quantised original run by TFLite's own
+    interpreter: the same ImageNet class on real photos, and about the same confidence."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from phototag.train.pretrained import mobilenet_v2_state
+    from phototag.vision.mobilenet import MobileNetV2Trunk
+
+    original = Interpreter(model_path=str(MOBILENET))
+    original.allocate_tensors()
+    source, answer = original.get_input_details()[0], original.get_output_details()[0]
+    converted = MobileNetV2Trunk(num_classes=1001)
+    converted.load_state_dict(mobilenet_v2_state(PRETRAINED, classifier=True))
+    converted.eval()
+    names = sorted(p.relative_to(PHOTOS) for p in PHOTOS.glob("*/*.jpg"))[::3][:16]
+    agree, confident = 0, []
+    for name in names:
+        pixels = np.array(Image.open(PHOTOS / name).convert("RGB").resize((224, 224)))
+        original.set_tensor(source["index"], pixels[None])
+        original.invoke()
+        expected = original.get_tensor(answer["index"])[0] * answer["quantization"][0]
+        with torch.no_grad():
+            got = converted(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255)
+        got = got.softmax(1)[0].numpy()
+        agree += int(got.argmax() == expected.argmax())
+        if expected.max() > 0.3:
+            confident.append(abs(got[expected.argmax()] - expected.max()))
+    assert agree >= len(names) - 1, f"{agree} of {len(names)} photos get the original's class"
+    assert confident and max(confident) < 0.1
+
+
+@pytest.mark.skipif(not MOBILENET.is_file(), reason="needs ../shared/data/pretrained (MobileNetV2)")
+def test_mobilenet_v2_keeps_its_pretrained_statistics_while_it_trains():
+    from phototag.train.pretrained import initialise
+    from phototag.vision.config import PRESETS
+    from phototag.vision.models import build_model
+
+    config = dataclasses.replace(PRESETS["tiny"], face_backbone="mobilenetv2", face_size=64)
+    model = build_model(config)
+    assert initialise(model, PRETRAINED, report=lambda line: None) == [
+        "face: mobilenetv2 (mobilenet_v2_1.0_224_quant.tflite)"]
+    trunk = model.face_encoder.backbone
+    norms = [m for m in trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone(), m.bias.detach().clone()) for m in norms]
+    model.train()
+    assert trunk.training and not any(m.training for m in norms)
+    optimiser = torch.optim.SGD(trunk.parameters(), lr=0.1)
+    faces = torch.rand(4, 3, 64, 64)
+    trunk(faces).square().mean().backward()
+    optimiser.step()
+    for m, (mean, var, bias) in zip(norms, before):
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+    assert any(not torch.equal(m.bias, bias) for m, (_, _, bias) in zip(norms, before))

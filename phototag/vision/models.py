@@ -12,6 +12,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .facemesh import FaceMeshTrunk
+from .mobilenet import MobileNetV2Trunk
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,8 +69,9 @@ class TaskHeads(nn.Module):
 
 
 # Backbones phototag defines itself (pretrained starts that timm does not have), by name; any
-# other name is a timm model. Each reads RGB in [0, 1] as it is (no ImageNet normalisation).
-OWN_BACKBONES = {"facemesh": FaceMeshTrunk}
+# other name is a timm model. Each reads RGB in [0, 1] and maps it to what its pretrained start
+# expects itself (no ImageNet normalisation).
+OWN_BACKBONES = {"facemesh": FaceMeshTrunk, "mobilenetv2": MobileNetV2Trunk}
 
 
 def backbone(name, pool):
