@@ -115,8 +115,9 @@ def _device(name):
                    "tiny: for tests.")
 @click.option("--kind", type=click.Choice(["gated", "fusion", "caer"]), default="gated",
               show_default=True, help="The gated model, its backbones with Adaptive Fusion, or CAER-Net.")
-@click.option("--face-backbone", help="Backbone of the face branch: facemesh, or a timm model "
-                                      "name (overrides the preset).")
+@click.option("--face-backbone", help="Backbone of the face branch: facemesh or mobilenetv2 "
+                                      "(pretrained starts), or a timm model name, from random "
+                                      "weights (overrides the preset).")
 @click.option("--context-backbone", help="Backbone of the context branch and GatingNet, as "
                                          "--face-backbone.")
 @click.option("--face-size", type=click.IntRange(16), help="Aligned face crop side, pixels.")
@@ -128,7 +129,8 @@ def _device(name):
 @click.option("--pretrained", "pretrained_dir", type=click.Path(file_okay=False),
               envvar="PHOTOTAG_PRETRAINED",
               help="Folder holding the pretrained starts named in weights/manifest "
-                   "(facemesh_landmark.pth); else the cache, else downloaded once.  "
+                   "(facemesh_landmark.pth, mobilenet_v2_1.0_224_quant.tflite); else the "
+                   "cache, else downloaded once.  "
                    "[env: PHOTOTAG_PRETRAINED]")
 @click.option("--stage", type=click.Choice(["face", "context", "gate", "all"]), default="all",
               show_default=True, help="Which of the three stages to run (gated models).")
