@@ -3,13 +3,14 @@ tagging step (crops sampled from decoded photos, then the gated model), per conf
 numeric mode, in one run.
 
     python bench/tagger.py [--presets cpu,scratch-cpu,original] [--face-size PX] [--faces 256]
+    python bench/tagger.py --presets cpu,cpu:mobilenetv2 --float32-only
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
 the index run's batches. Rows: the `cpu` preset (FaceMesh trunks, what ships), the earlier
 `scratch-cpu` preset (ResNet-18s at 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at
 224 px), each in float32 and with bfloat16 autocast, with and without the mirror test-time pass.
---face-size overrides each preset's face crop size. Weights are random (speed does not depend on
-training).
+--face-size overrides each preset's face crop size; PRESET:BACKBONE swaps the face branch's
+backbone. Weights are random (speed does not depend on training).
 """
 
 import argparse
@@ -67,6 +68,8 @@ def main():
     parser.add_argument("--faces", type=int, default=256, help="about this many faces")
     parser.add_argument("--presets", default="cpu,scratch-cpu,original")
     parser.add_argument("--face-size", type=int, help="face crop size instead of each preset's")
+    parser.add_argument("--float32-only", action="store_true",
+                        help="leave out the bfloat16 rows (slow where bfloat16 is emulated)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     photos, faces = photos_with_faces(args.faces)
@@ -76,19 +79,27 @@ def main():
     with tempfile_dir() as tmp:
         for preset in args.presets.split(","):
             for flip in (False, True):
-                config = dataclasses.replace(PRESETS[preset], test_flip=flip)
+                name, _, face_backbone = preset.partition(":")
+                config = dataclasses.replace(PRESETS[name], test_flip=flip)
+                if face_backbone:
+                    config = dataclasses.replace(config, face_backbone=face_backbone)
                 if args.face_size:
                     config = dataclasses.replace(config, face_size=args.face_size)
-                path = Path(tmp) / f"{preset}-{flip}.safetensors"
+                path = Path(tmp) / f"{name}-{face_backbone}-{flip}.safetensors"
                 save_weights(build_model(config), path, info={"epochs": 0, "benchmark": True})
                 tagger = AttributeTagger(path, allow_untrained=True)
-                for autocast in (False, True):
+                for autocast in (False,) if args.float32_only else (False, True):
                     if preset == "original" and autocast is False and flip:
                         continue
                     value = rate(tagger, photos, faces, autocast)
                     results[(preset, flip, autocast)] = value
-                    print(f"{preset:<12} mirror pass {'on ' if flip else 'off'} "
+                    print(f"{preset:<16} mirror pass {'on ' if flip else 'off'} "
                           f"{'bfloat16' if autocast else 'float32 '}: {value:7.1f} faces/s", flush=True)
+    first, *others = args.presets.split(",")
+    for preset in others:
+        mine, base = results.get((preset, True, False)), results.get((first, True, False))
+        if mine and base:
+            print(f"ratio {preset} / {first}, float32, mirror pass on: {mine / base:.2f}")
     for preset in args.presets.split(","):
         for flip in (False, True):
             plain, bf16 = results.get((preset, flip, False)), results.get((preset, flip, True))
