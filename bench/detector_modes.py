@@ -1,18 +1,20 @@
 """RetinaFace on this CPU in each numeric mode and memory layout: milliseconds per photo and
 parity with the reference detections, in one run.
 
-    python bench/detector_modes.py [--skip-bfloat16]
+    python bench/detector_modes.py [--skip-bfloat16] [--int8]
 
 Speed: best of five forward passes (with post-processing) on one 1600 x 1115 photo, two
 threads. Parity: every photo in ../shared/data/photos against reference_detections.json, the
 criteria of tests/test_detector_parity.py (IoU >= 0.95, score within 0.01, landmarks within
 1.5 px, no extra face). Modes: the PyTorch network in float32 or bfloat16 autocast, contiguous
 or channels-last, and the same network exported to ONNX and run by ONNX Runtime (float32): the
-detector's own CPU path.
+detector's own CPU path. --int8 adds that export quantised to 8 bits by ONNX Runtime (static,
+per channel, calibrated on the first twelve reference photos).
 """
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +43,42 @@ def detector_in(mode):
         return tuple(t.float() for t in outputs)
 
     detector.model.forward = run
+    return detector
+
+
+def int8_detector(reference, folder):
+    """The detector with its ONNX network quantised to 8 bits, calibrated on reference photos."""
+    import onnxruntime
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, quant_pre_process,
+                                          quantize_static)
+
+    from phototag.vision.onnx_cpu import INPUT, _export
+
+    detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
+    batches, float_network = [], detector.network
+    detector.network = lambda batch: batches.append(batch.contiguous().numpy().copy()) or float_network(batch)
+    for item in reference["images"][:12]:
+        pixels = decode_bytes((PHOTOS / item["file"]).read_bytes(), None, item["file"][-5:]).pixels
+        detector.detect([pixels], second_look=False)
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT: batch}
+
+    (folder / "float32.onnx").write_bytes(_export(detector.model))
+    quant_pre_process(str(folder / "float32.onnx"), str(folder / "prepared.onnx"), skip_symbolic_shape=True)
+    quantize_static(str(folder / "prepared.onnx"), str(folder / "int8.onnx"), Calibration(),
+                    quant_format=QuantFormat.QDQ, per_channel=True)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(folder / "int8.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+    detector.network = lambda batch: tuple(torch.from_numpy(o) for o in session.run(
+        None, {INPUT: batch.contiguous().numpy()}))
     return detector
 
 
@@ -73,6 +111,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-bfloat16", action="store_true",
                         help="leave out the bfloat16 rows (minutes each where it is emulated)")
+    parser.add_argument("--int8", action="store_true", help="add ONNX Runtime with 8-bit weights")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()} "
@@ -85,9 +124,16 @@ def main():
     if not args.skip_bfloat16:
         modes += ["bfloat16", "bfloat16 channels-last"]
     modes.append("onnxruntime float32 (in use)")
+    if args.int8:
+        modes.append("onnxruntime int8")
+    scratch = tempfile.TemporaryDirectory()
     for mode in modes:
-        onnx = mode.startswith("onnx")
-        detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS)) if onnx else detector_in(mode)
+        if mode == "onnxruntime int8":
+            detector = int8_detector(reference, Path(scratch.name))
+        elif mode.startswith("onnx"):
+            detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
+        else:
+            detector = detector_in(mode)
         detector.detect([photo])
         times = []
         for _ in range(5):
