@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..allocator import keep_freed_memory
 from ..commandline import fail
 
 PRESET_NAMES = ("cpu", "original", "scratch-cpu", "tiny")
@@ -179,6 +180,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     from .loop import TrainOptions, seed_everything, train as run_training
     from .pretrained import initialise
 
+    keep_freed_memory()
     seed_everything(seed)  # before the model is built: its initial weights are part of the run
     device = _device(device)
     earlier = {}  # the training the --init weights already had: their record is carried on
@@ -279,6 +281,7 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
     from ..weights import WeightsError
     from .evaluate import evaluate
 
+    keep_freed_memory()
     device = _device(device)
     try:
         model, _ = load_weights(weights_file, device)
