@@ -34,30 +34,30 @@ def mobilenet_v2_state(folder=None, classifier=False):
     logits = convs.pop()  # the 1×1 convolution after the pooling: ImageNet's classifier
     layout = MobileNetV2Trunk(pool=True)
     modules = list(layout.named_modules())
-    pairs = []  # (convolution name, the batch norm that follows it)
+    pairs = []  # (convolution name and module, the batch norm that follows it: name and module)
     for i, (name, module) in enumerate(modules):
         if isinstance(module, nn.Conv2d):
-            norm = next(n for n, m in modules[i + 1:] if isinstance(m, nn.BatchNorm2d))
-            pairs.append((name, norm, module))
+            norm = next((n, m) for n, m in modules[i + 1:] if isinstance(m, nn.BatchNorm2d))
+            pairs.append((name, module, *norm))
     if len(pairs) != len(convs):
         raise ValueError(f"{MOBILENET_V2}: {len(convs)} convolutions, the network has {len(pairs)}")
     state = {}
-    for (conv, norm, module), (_, filters, bias) in zip(pairs, convs):
+    for (conv, conv_module, norm, norm_module), (filters, bias) in zip(pairs, convs):
         filters = torch.from_numpy(filters)
-        if filters.shape != module.weight.shape:
-            raise ValueError(f"{MOBILENET_V2}: {conv} is {tuple(module.weight.shape)}, the file has "
-                             f"{tuple(filters.shape)}")
-        eps = modules[[n for n, _ in modules].index(norm)][1].eps
+        if filters.shape != conv_module.weight.shape:
+            raise ValueError(f"{MOBILENET_V2}: {conv} is {tuple(conv_module.weight.shape)}, the file "
+                             f"has {tuple(filters.shape)}")
         channels = filters.shape[0]
         state[f"{conv}.weight"] = filters
         state[f"{norm}.weight"] = torch.ones(channels)
         state[f"{norm}.bias"] = torch.from_numpy(bias)
         state[f"{norm}.running_mean"] = torch.zeros(channels)
-        state[f"{norm}.running_var"] = torch.full((channels,), 1.0 - eps)
+        state[f"{norm}.running_var"] = torch.full((channels,), 1.0 - norm_module.eps)
         state[f"{norm}.num_batches_tracked"] = torch.tensor(0)
     if classifier:
-        state["net.classifier.weight"] = torch.from_numpy(logits[1][:, :, 0, 0].copy())
-        state["net.classifier.bias"] = torch.from_numpy(logits[2])
+        filters, bias = logits
+        state["net.classifier.weight"] = torch.from_numpy(filters[:, :, 0, 0].copy())
+        state["net.classifier.bias"] = torch.from_numpy(bias)
     return state
 
 

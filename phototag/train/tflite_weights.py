@@ -28,7 +28,7 @@ def _dequantised(graph, model, tensor_index):
 
 
 def convolutions(path):
-    """[(kind, filter, bias)] in graph order; filters in PyTorch's layout (out, in/groups, h, w)."""
+    """[(filter, bias)] in graph order; filters in PyTorch's layout (out, in/groups, h, w)."""
     import tflite
 
     model = tflite.Model.GetRootAsModel(open(path, "rb").read(), 0)
@@ -45,5 +45,5 @@ def convolutions(path):
         bias = _dequantised(graph, model, op.Inputs(2))
         # CONV_2D stores (out, h, w, in); DEPTHWISE_CONV_2D (1, h, w, channels).
         order = (0, 3, 1, 2) if kind == "CONV_2D" else (3, 0, 1, 2)
-        found.append((kind, np.ascontiguousarray(filters.transpose(order)), bias))
+        found.append((np.ascontiguousarray(filters.transpose(order)), bias))
     return found

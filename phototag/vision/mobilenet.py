@@ -30,7 +30,6 @@ class MobileNetV2Trunk(nn.Module):
         super().__init__()
         self.net = build(num_classes=num_classes, global_pool="avg" if pool or num_classes else "")
         self.num_features = self.net.num_features
-        self.num_classes = num_classes
 
     def train(self, mode=True):
         super().train(mode)
