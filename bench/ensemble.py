@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.library import SHARED, WEIGHTS  # noqa: E402
-from phototag.train.commands import _crops  # noqa: E402
+from phototag.train.commands import located_crops  # noqa: E402
 from phototag.train.loop import batches  # noqa: E402
 from phototag.vision.models import predict  # noqa: E402
 from phototag.vision.weightsfile import load_weights  # noqa: E402
@@ -32,7 +32,7 @@ FER_VAL = f"emotion:{SHARED}/emotion/fer2013/val"
 def answers(model):
     """(whole-model probabilities, face-branch probabilities, true labels) on FER2013 val."""
     model.eval()
-    crops = _crops([FER_VAL], "emotion", model.config, str(WEIGHTS), None, "val")
+    crops = located_crops([FER_VAL], "emotion", model.config, str(WEIGHTS), None, "val")
     whole, face, truth = [], [], []
     for faces, context, gate, emotion, _, _ in batches(crops, np.arange(len(crops)), 128,
                                                        model.config.face_size):

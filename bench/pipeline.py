@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
 from phototag.library import scan  # noqa: E402
-from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, detect_records, _keep_list,  # noqa: E402
-                               _PhotoFiles, default_batch_size, default_workers, resolve_device,
+from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, detect_records, keep_list,  # noqa: E402
+                               PhotoFiles, default_batch_size, default_workers, resolve_device,
                                run_index)
 from phototag.store import Index  # noqa: E402
 from phototag.vision.attributes import AttributeTagger  # noqa: E402
@@ -57,8 +57,8 @@ def measure(root, model_path, device, batch_size, workers):
                            allow_untrained=True)
 
     def decode_all():
-        loader = DataLoader(_PhotoFiles(entries, options.max_size), batch_size=batch_size,
-                            num_workers=workers, collate_fn=_keep_list)
+        loader = DataLoader(PhotoFiles(entries, options.max_size), batch_size=batch_size,
+                            num_workers=workers, collate_fn=keep_list)
         return [photo for batch in loader for photo in batch]
 
     decode_s, photos = timed(decode_all)

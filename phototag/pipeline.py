@@ -206,7 +206,7 @@ def resolve_device(name):
     return name
 
 
-class _PhotoFiles:
+class PhotoFiles:
     """A map-style dataset: DataLoader workers read and decode photos in parallel. Each worker
     notes in shared memory which photo it is decoding, so that when a decoder takes its
     process down (a codec's segfault, the OOM killer) the run knows which photo did it."""
@@ -324,7 +324,8 @@ def _crashed_record(entry, error):
                         error=f"decoder crashed (its process was {how})")
 
 
-def _keep_list(batch):
+def keep_list(batch):
+    """A DataLoader's collate_fn: the decoded photos differ in size, so a batch stays a list."""
     return _Batch(batch)
 
 
@@ -355,10 +356,10 @@ def _process(index, todo, options, summary, reporter, stop):
         with torch.inference_mode():
             while remaining:
                 loader = DataLoader(
-                    _PhotoFiles(remaining, options.max_size, as_tensors=on_gpu, in_hand=in_hand),
+                    PhotoFiles(remaining, options.max_size, as_tensors=on_gpu, in_hand=in_hand),
                     batch_size=options.batch_size or default_batch_size(device),
                     num_workers=workers,
-                    collate_fn=_keep_list,
+                    collate_fn=keep_list,
                     pin_memory=on_gpu,
                     worker_init_fn=functools.partial(_start_worker, os.getpid()) if workers else None,
                 )

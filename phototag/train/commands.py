@@ -19,7 +19,7 @@ def _cache_dir():
     return cache_dir().parent / "crops"  # beside the weight cache: ~/.cache/phototag/crops
 
 
-def _crops(specs, task, config, weights_dir, limit, label):
+def located_crops(specs, task, config, weights_dir, limit, label):
     """Datasets → faces located and cut (stored once) → a CropSet, saying what was left out."""
     from .. import weights
     from ..pipeline import DETECTOR_WEIGHTS
@@ -123,7 +123,8 @@ def _device(name):
                                          "--face-backbone.")
 @click.option("--face-size", type=click.IntRange(16), help="Aligned face crop side, pixels.")
 @click.option("--context-size", type=click.IntRange(16), help="Context crop side, pixels.")
-@click.option("--context-scale", type=click.FloatRange(0), help="Context = k × the face box; 0: the whole photo.")
+@click.option("--context-scale", type=click.FloatRange(0),
+              help="Context = k × the face box; 0: the whole photo.")
 @click.option("--scratch", is_flag=True,
               help="Start every backbone from random weights, even one with a pretrained start "
                    "(for comparison).")
@@ -208,8 +209,8 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
             if not scratch and not resume_exists(out, resume):
                 pretrained = initialise(model, pretrained_dir,
                                         report=lambda line: click.echo(line, err=True))
-        train_set = _crops(data, task, config, weights_dir, limit_per_class, "train")
-        val_set = _crops(val, task, config, weights_dir, limit_per_class, "val") if val else None
+        train_set = located_crops(data, task, config, weights_dir, limit_per_class, "train")
+        val_set = located_crops(val, task, config, weights_dir, limit_per_class, "val") if val else None
         validated = {t for t in ("emotion", "age")
                      if val_set and any(_labelled_for(i, {t}) for i in val_set.items)}
         held_tasks = {"emotion", "age"} if holdout_all else {"emotion", "age"} - validated
@@ -285,7 +286,7 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
     device = _device(device)
     try:
         model, _ = load_weights(weights_file, device)
-        dataset = _crops(data, task, model.config, weights_dir, limit_per_class, "eval")
+        dataset = located_crops(data, task, model.config, weights_dir, limit_per_class, "eval")
         if held_out:
             _, dataset = _holdout(dataset, held_out, {"emotion", "age"})
             if dataset is None:
@@ -304,8 +305,8 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
                       if entry.get("accuracy_five") is not None else ""))
         if entry.get("accuracy_within_one") is not None:
             share = entry["adjacent_share_of_errors"]
-            click.echo(f"  within one group {entry['accuracy_within_one']:.1%}"
-                       + (f"; {share:.0%} of the errors are to a neighbouring group" if share is not None else ""))
+            neighbours = "" if share is None else f"; {share:.0%} of the errors are to a neighbouring group"
+            click.echo(f"  within one group {entry['accuracy_within_one']:.1%}{neighbours}")
         if "branches" in entry:
             click.echo("  " + ", ".join(f"{mode} {acc:.1%}" for mode, acc in entry["branches"].items()))
         if "mean_gates" in entry:
