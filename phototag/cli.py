@@ -236,6 +236,7 @@ def _ray_address_or_path(options, paths):
 def _run_index(db, options, quiet):
     import dataclasses
 
+    from .allocator import keep_freed_memory
     from .pipeline import SetupError, run_index
     from .store import printable_path
     from .weights import WeightsError, default_attribute_weights
@@ -246,6 +247,10 @@ def _run_index(db, options, quiet):
     except WeightsError as exc:
         fail(str(exc))
     options = dataclasses.replace(options, attributes=attributes)
+    # Decoded photos and batches are freed and allocated again photo after photo: kept for the
+    # next one instead of handed back (`python bench/allocator.py --index`: --faces-only 1.15
+    # times as fast, tagging 1.06, the largest process 170-195 MiB larger).
+    keep_freed_memory()
     store = open_index(db)
     stop = threading.Event()
     _install_stop_handlers(stop)
