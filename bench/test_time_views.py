@@ -1,0 +1,92 @@
+"""Does test-time augmentation beyond the mirror pass pay? The shipped model's emotion accuracy
+on FER2013 `val` with each face seen as the index sees it, zoomed in or out by 10%, or moved by
+4% of its side, and with the answers of several views averaged, in one run.
+
+    python bench/test_time_views.py [WEIGHTS]
+
+Every view keeps the model's mirror pass; averaging k views costs k times the tagging.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from bench.ensemble import FER_VAL, accuracy  # noqa: E402
+from bench.library import WEIGHTS  # noqa: E402
+from phototag.allocator import keep_freed_memory  # noqa: E402
+from phototag.train.augment import plain_batch, to_float  # noqa: E402
+from phototag.train.commands import located_crops  # noqa: E402
+from phototag.vision.models import predict  # noqa: E402
+from phototag.vision.weightsfile import load_weights  # noqa: E402
+
+# name: (shift right, shift down, both as a share of the face's side; zoom)
+VIEWS = {"as indexed": (0, 0, 1.0), "zoomed out 10%": (0, 0, 0.9), "zoomed in 10%": (0, 0, 1.1),
+         "moved right": (0.04, 0, 1.0), "moved left": (-0.04, 0, 1.0),
+         "moved down": (0, 0.04, 1.0), "moved up": (0, -0.04, 1.0)}
+AVERAGES = {"as indexed + both zooms (3 views)": ["as indexed", "zoomed out 10%", "zoomed in 10%"],
+            "as indexed + four moves (5 views)": ["as indexed", "moved right", "moved left",
+                                                  "moved down", "moved up"],
+            "all seven views": list(VIEWS)}
+
+
+def view(canvas, size, dx, dy, zoom):
+    """The ``size`` crop of each face canvas's centre, moved and zoomed."""
+    n, side = len(canvas), canvas.shape[-1]
+    ratio = size / side / zoom
+    theta = torch.tensor([[ratio, 0, 2 * dx * size / side],
+                          [0, ratio, 2 * dy * size / side]]).expand(n, 2, 3)
+    grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
+    return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False).contiguous()
+
+
+@torch.no_grad()
+def answers(model):
+    model.eval()
+    size = model.config.face_size
+    crops = located_crops([FER_VAL], "emotion", model.config, str(WEIGHTS), None, "val")
+    labels = torch.from_numpy(crops.labels("emotion"))
+    probabilities = {name: [] for name in VIEWS}
+    for start in range(0, len(crops), 128):
+        chosen = np.arange(start, min(start + 128, len(crops)))
+        faces, contexts, boxes = crops.gather(chosen, True)
+        _, context, gate = plain_batch(faces, contexts, boxes, size)
+        canvas = to_float(faces)
+        for name, (dx, dy, zoom) in VIEWS.items():
+            output = predict(model, view(canvas, size, dx, dy, zoom), context, gate,
+                             flip=model.config.test_flip)
+            probabilities[name].append(output.logits["emotion"].softmax(1))
+    return {name: torch.cat(p) for name, p in probabilities.items()}, labels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="?", default=str(ROOT / "weights" / "phototag-cpu.safetensors"))
+    args = parser.parse_args()
+    keep_freed_memory()
+    torch.set_num_threads(os.cpu_count())
+    model = load_weights(args.weights)[0]
+    neutral = model.config.emotions.index("neutral")
+    probabilities, truth = answers(model)
+    print(f"FER2013 val, {len(truth)} faces, mirror pass {'on' if model.config.test_flip else 'off'}:"
+          " six emotions / the five original")
+    for name, p in probabilities.items():
+        six, five = accuracy(p, truth, neutral)
+        print(f"{name:<40} {six:6.1%} / {five:6.1%}")
+    base = accuracy(probabilities["as indexed"], truth, neutral)[0]
+    for name, members in AVERAGES.items():
+        six, five = accuracy(sum(probabilities[m] for m in members), truth, neutral)
+        print(f"{name:<40} {six:6.1%} / {five:6.1%}  ({100 * (six - base):+.1f} points six-way, "
+              f"{len(members)} times the tagging)")
+
+
+if __name__ == "__main__":
+    main()
