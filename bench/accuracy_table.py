@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 ROWS = {  # name → (what it is, the command that reproduces it)
-    "default": ("gated, `cpu` (the shipped weights)",
-                "weights/train.sh; weights/finetune.sh; ROWS=default bench/accuracy.sh"),
+    "default": ("gated, `cpu` with a MobileNetV2 face branch (the shipped weights)",
+                "weights/train.sh; ROWS=default bench/accuracy.sh"),
     "previous": ("the weights given as PREVIOUS (an earlier or a candidate file)",
                  "ROWS=previous PREVIOUS=... bench/accuracy.sh"),
     "gated-sam": ("gated, SAM", "ROWS=gated-sam bench/accuracy.sh"),
