@@ -52,7 +52,7 @@ def int8_detector(reference, folder):
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, quant_pre_process,
                                           quantize_static)
 
-    from phototag.vision.onnx_cpu import INPUT, _export
+    from phototag.vision.onnx_cpu import INPUT, retinaface_onnx
 
     detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
     batches, float_network = [], detector.network
@@ -69,7 +69,7 @@ def int8_detector(reference, folder):
             batch = next(self.batches, None)
             return None if batch is None else {INPUT: batch}
 
-    (folder / "float32.onnx").write_bytes(_export(detector.model))
+    (folder / "float32.onnx").write_bytes(retinaface_onnx(detector.model))
     quant_pre_process(str(folder / "float32.onnx"), str(folder / "prepared.onnx"), skip_symbolic_shape=True)
     quantize_static(str(folder / "prepared.onnx"), str(folder / "int8.onnx"), Calibration(),
                     quant_format=QuantFormat.QDQ, per_channel=True)

@@ -4,13 +4,16 @@ numeric mode, in one run.
 
     python bench/tagger.py [--presets cpu,scratch-cpu,original] [--face-size PX] [--faces 256]
     python bench/tagger.py --presets cpu,cpu:mobilenetv2 --float32-only
+    python bench/tagger.py --presets cpu:mobilenetv2,cpu --float32-only --onnx-face
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
-the index run's batches. Rows: the `cpu` preset (FaceMesh trunks, what ships), the earlier
+the index run's batches. Rows: the `cpu` preset (FaceMesh trunks; `cpu:mobilenetv2` is what
+ships), the earlier
 `scratch-cpu` preset (ResNet-18s at 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at
 224 px), each in float32 and with bfloat16 autocast, with and without the mirror test-time pass.
 --face-size overrides each preset's face crop size; PRESET:BACKBONE swaps the face branch's
-backbone. Weights are random (speed does not depend on training).
+backbone. Weights are random (speed does not depend on training). On the CPU the face branch's
+backbone runs through ONNX Runtime, as in an index run; --onnx-face also times it in PyTorch.
 """
 
 import argparse
@@ -70,6 +73,9 @@ def main():
     parser.add_argument("--face-size", type=int, help="face crop size instead of each preset's")
     parser.add_argument("--float32-only", action="store_true",
                         help="leave out the bfloat16 rows (slow where bfloat16 is emulated)")
+    parser.add_argument("--onnx-face", action="store_true",
+                        help="also the face branch's backbone in PyTorch, against ONNX Runtime "
+                             "(what an index run uses on the CPU), mirror pass on, float32")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     photos, faces = photos_with_faces(args.faces)
@@ -95,6 +101,13 @@ def main():
                     results[(preset, flip, autocast)] = value
                     print(f"{preset:<16} mirror pass {'on ' if flip else 'off'} "
                           f"{'bfloat16' if autocast else 'float32 '}: {value:7.1f} faces/s", flush=True)
+                if args.onnx_face and flip:
+                    # Alternated with the ONNX Runtime tagger, best of each, in one run.
+                    pytorch = AttributeTagger(path, allow_untrained=True, onnx=False)
+                    ours = max(value, rate(tagger, photos, faces, False))
+                    theirs = max(rate(pytorch, photos, faces, False) for _ in range(2))
+                    print(f"{preset:<16} mirror pass on, face backbone in PyTorch: {theirs:7.1f} faces/s; "
+                          f"ONNX Runtime: {ours:7.1f} (ratio {ours / theirs:.2f})", flush=True)
     first, *others = args.presets.split(",")
     for preset in others:
         mine, base = results.get((preset, True, False)), results.get((first, True, False))

@@ -76,25 +76,30 @@ def photo_source(name):
 
 
 @functools.cache
-def _detector_onnx():
-    """RetinaFace exported for the CPU once per test session: a run exports it into its user
-    cache the first time, and every test has a cache of its own (`seed_cache`)."""
-    from phototag.vision.onnx_cpu import exported
+def _onnx_exports():
+    """RetinaFace and the shipped model's face backbone exported for the CPU once per test
+    session: a run exports them into its user cache the first time, and every test has a cache
+    of its own (`seed_cache`)."""
+    from phototag.vision.onnx_cpu import OnnxFaceEncoder, exported
     from phototag.vision.retinaface import load_retinaface
+    from phototag.vision.weightsfile import load_weights
 
     folder = Path(tempfile.mkdtemp(prefix="phototag-onnx-"))
     weights = WEIGHTS / RETINAFACE.name
     exported(load_retinaface(weights), weights, folder)
+    shipped = ROOT / "weights" / "phototag-cpu.safetensors"
+    model, _ = load_weights(shipped)
+    OnnxFaceEncoder(model.face_encoder, model.config.face_size, shipped, folder)
     return list(folder.glob("*.onnx"))
 
 
 def seed_cache(cache_home):
-    """Put the session's ONNX export in a test's cache, as an earlier run would have left it."""
+    """Put the session's ONNX exports in a test's cache, as an earlier run would have left them."""
     if not (WEIGHTS / RETINAFACE.name).is_file():
         return
     target = Path(cache_home) / "phototag" / "onnx"
     target.mkdir(parents=True, exist_ok=True)
-    for onnx in _detector_onnx():
+    for onnx in _onnx_exports():
         if not (target / onnx.name).exists():
             shutil.copyfile(onnx, target / onnx.name)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RETINAFACE, WEIGHTS, photo_source
+from conftest import RETINAFACE, ROOT, WEIGHTS, needs_shared, photo_source
 from phototag.library.decode import decode_bytes
 from phototag.vision import onnx_cpu
 from phototag.vision.detect import to_network_input
@@ -18,7 +18,7 @@ def test_the_export_is_made_once_and_then_read_from_the_cache(tmp_path, monkeypa
     model = load_retinaface(DETECTOR)
     first = onnx_cpu.exported(model, DETECTOR, tmp_path)
     assert [f.read_bytes() == first for f in tmp_path.iterdir()] == [True]  # no part file left
-    monkeypatch.setattr(onnx_cpu, "_export", lambda _: pytest.fail("exported a second time"))
+    monkeypatch.setattr(onnx_cpu, "_export", lambda *_: pytest.fail("exported a second time"))
     assert onnx_cpu.exported(model, DETECTOR, tmp_path) == first
 
 
@@ -34,3 +34,33 @@ def test_with_an_unwritable_cache_the_network_still_runs_and_matches_pytorch(tmp
     for ours, theirs in zip(network(batch), expected):
         assert ours.shape == theirs.shape
         assert np.abs(ours.numpy() - theirs.numpy()).max() < 1e-3
+
+
+@needs_shared
+def test_the_taggers_face_backbone_on_onnx_runtime_gives_pytorchs_tags(tmp_path, monkeypatch):
+    """The shipped model with its face branch's backbone in ONNX Runtime (what an index run uses
+    on the CPU) against the same model all in PyTorch, on the faces of real crowd photos."""
+    from phototag.vision.attributes import AttributeTagger
+    from phototag.vision.detect import Detector
+    from phototag.vision.onnx_cpu import OnnxFaceEncoder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # an empty cache: exported here
+    detector = Detector(str(DETECTOR))
+    photos = []
+    for name in ("people/serengil__couple.jpg", "people/ultralight__10.jpg", "people/ultralight__5.jpg"):
+        pixels = decode_bytes(photo_source(name).read_bytes(), 1600).pixels
+        found = detector.detect([pixels])[0]
+        photos.append((pixels, found.boxes, found.landmarks))
+    shipped = ROOT / "weights" / "phototag-cpu.safetensors"
+    onnx = AttributeTagger(shipped)
+    assert isinstance(onnx.model.face_encoder, OnnxFaceEncoder)
+    assert list((tmp_path / "cache" / "phototag" / "onnx").glob("face96-*.onnx"))
+    pytorch = AttributeTagger(shipped, onnx=False)
+    ours = [face for photo in onnx.tag(photos) for face in photo]
+    theirs = [face for photo in pytorch.tag(photos) for face in photo]
+    assert len(ours) == len(theirs) >= 10
+    for a, b in zip(ours, theirs):
+        assert (a.emotion, a.age_group) == (b.emotion, b.age_group)
+        for task in ("emotion_probs", "age_probs"):
+            mine, reference = getattr(a, task), getattr(b, task)
+            assert max(abs(mine[k] - reference[k]) for k in mine) < 1e-3
