@@ -89,7 +89,7 @@ def _onnx_exports():
     exported(load_retinaface(weights), weights, folder)
     shipped = ROOT / "weights" / "phototag-cpu.safetensors"
     model, _ = load_weights(shipped)
-    OnnxFaceEncoder(model.face_encoder, model.config.face_size, shipped, folder)
+    OnnxFaceEncoder.export(model.face_encoder, model.config.face_size, shipped, folder)
     return list(folder.glob("*.onnx"))
 
 

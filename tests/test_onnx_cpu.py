@@ -55,12 +55,34 @@ def test_the_taggers_face_backbone_on_onnx_runtime_gives_pytorchs_tags(tmp_path,
     onnx = AttributeTagger(shipped)
     assert isinstance(onnx.model.face_encoder, OnnxFaceEncoder)
     assert list((tmp_path / "cache" / "phototag" / "onnx").glob("face96-*.onnx"))
+    again = AttributeTagger(shipped)  # the next run: from the cached export, no MobileNetV2 built
+    assert isinstance(again.model.face_encoder, OnnxFaceEncoder)
     pytorch = AttributeTagger(shipped, onnx=False)
     ours = [face for photo in onnx.tag(photos) for face in photo]
+    cached = [face for photo in again.tag(photos) for face in photo]
     theirs = [face for photo in pytorch.tag(photos) for face in photo]
     assert len(ours) == len(theirs) >= 10
+    assert [(a.emotion, a.age_group, a.emotion_probs) for a in cached] == \
+        [(a.emotion, a.age_group, a.emotion_probs) for a in ours]
     for a, b in zip(ours, theirs):
         assert (a.emotion, a.age_group) == (b.emotion, b.age_group)
         for task in ("emotion_probs", "age_probs"):
             mine, reference = getattr(a, task), getattr(b, task)
             assert max(abs(mine[k] - reference[k]) for k in mine) < 1e-3
+
+
+def test_a_tagger_whose_face_backbone_export_is_cached_imports_no_timm(tmp_path):
+    """timm takes seconds to import; with the export in the cache (as every run after the first
+    has it) the tagger never builds the MobileNetV2 network timm would make."""
+    import subprocess
+    import sys
+
+    from conftest import phototag_env
+
+    code = ("import sys\n"
+            "from phototag.vision.attributes import AttributeTagger\n"
+            f"AttributeTagger({str(ROOT / 'weights' / 'phototag-cpu.safetensors')!r})\n"
+            "print('timm' in sys.modules)\n")
+    env = phototag_env(tmp_path)  # its cache holds the session's exports (tests/conftest.py)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -34,17 +34,35 @@ class AttributeTagger:
         """``allow_untrained`` is for speed benchmarks only, which throw their index away.
         ``onnx``: on the CPU, the face branch's backbone runs through ONNX Runtime."""
         self.device = torch.device(device)
-        self.model, self.info = load_weights(path, self.device)
+        onnx = onnx and self.device.type == "cpu"
+        # An earlier run's export of the face backbone: that network (MobileNetV2 is timm's,
+        # seconds to import) is then not built at all.
+        cached = self._cached_face_encoder(path) if onnx else None
+        self.model, self.info = load_weights(path, self.device, face_encoder=cached)
         if not self.info.get("epochs") and not allow_untrained:
             raise ValueError(f"{path} records no training: phototag stores no untrained predictions")
         # channels-last: on a GPU with fp16; on the CPU in float32 it runs FaceMesh's depthwise
         # convolutions about twice as fast (bfloat16 autocast there is many times slower).
         self.model = self.model.to(memory_format=torch.channels_last)
-        if onnx and self.device.type == "cpu":
+        if onnx and cached is None:
             self._face_encoder_on_onnx(path)
         self.config = self.model.config
         self.id = weights_id(path)
         self.face_batch = face_batch
+
+    @staticmethod
+    def _cached_face_encoder(path):
+        from ..weights import cache_dir
+        from .onnx_cpu import OnnxFaceEncoder
+        from .weightsfile import read_metadata
+
+        config, _ = read_metadata(path)
+        if config.kind != "gated":
+            return None
+        try:
+            return OnnxFaceEncoder.cached(config.face_size, path, cache_dir().parent / "onnx")
+        except Exception:  # noqa: BLE001 - a damaged export: made again from the PyTorch network
+            return None
 
     def _face_encoder_on_onnx(self, path):
         """The face branch's backbone, most of the tagging time, through ONNX Runtime: the whole
@@ -56,8 +74,8 @@ class AttributeTagger:
         if getattr(self.model, "face_encoder", None) is None:  # CAER-Net: its own encoders
             return
         try:
-            self.model.face_encoder = OnnxFaceEncoder(self.model.face_encoder, self.model.config.face_size,
-                                                      path, cache_dir().parent / "onnx")
+            self.model.face_encoder = OnnxFaceEncoder.export(
+                self.model.face_encoder, self.model.config.face_size, path, cache_dir().parent / "onnx")
         except Exception as exc:  # noqa: BLE001 - an exporter's or ONNX Runtime's own errors
             warnings.warn(f"the face branch runs in PyTorch: its export to ONNX failed ({exc})")
 

@@ -139,10 +139,10 @@ class GatedModel(nn.Module):
     """Face branch + context branch, combined per photo by GatingNet:
     logits = w_face · logits_face + w_context · logits_context."""
 
-    def __init__(self, config):
+    def __init__(self, config, face_encoder=None):
         super().__init__()
         self.config = config
-        self.face_encoder = FaceEncoder(config.face_backbone, config.face_size)
+        self.face_encoder = face_encoder or FaceEncoder(config.face_backbone, config.face_size)
         self.face_heads = TaskHeads(self.face_encoder.features, config.tasks, config.dropout)
         self.context_encoder = ContextEncoder(config.context_backbone, config.context_size)
         self.context_heads = TaskHeads(self.context_encoder.features, config.tasks, config.dropout)
@@ -267,6 +267,11 @@ def predict(model, face, context, gate, gate_index=None, flip=False):
                        mean(both.gates))
 
 
-def build_model(config: ModelConfig):
-    """The one way to build any phototag attribute model."""
-    return BUILDERS[config.kind](config)
+def build_model(config: ModelConfig, face_encoder=None):
+    """The one way to build any phototag attribute model. ``face_encoder`` (gated models): a
+    module that stands in for the face branch's backbone, which is then not built."""
+    if face_encoder is None:
+        return BUILDERS[config.kind](config)
+    if config.kind != "gated":
+        raise ValueError(f"only a gated model takes a face encoder, not {config.kind!r}")
+    return GatedModel(config, face_encoder)

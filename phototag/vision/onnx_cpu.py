@@ -40,10 +40,15 @@ def retinaface_onnx(model):
                    {INPUT: {0: "photos", 2: "height", 3: "width"}})
 
 
+def export_path(name, weights_path, cache):
+    """Where the export of network ``name`` built from ``weights_path`` is kept."""
+    version = torch.__version__.replace("+", "-")
+    return Path(cache) / f"{name}-{file_sha256(weights_path)[:16]}-torch{version}-opset{OPSET}.onnx"
+
+
 def exported(model, weights_path, cache, name="retinaface", export=retinaface_onnx):
     """The ONNX bytes for ``model`` (built from ``weights_path``), from ``cache`` if there."""
-    version = torch.__version__.replace("+", "-")
-    path = Path(cache) / f"{name}-{file_sha256(weights_path)[:16]}-torch{version}-opset{OPSET}.onnx"
+    path = export_path(name, weights_path, cache)
     try:
         return path.read_bytes()
     except OSError:
@@ -88,14 +93,28 @@ class OnnxNetwork:
 class OnnxFaceEncoder(torch.nn.Module):
     """Stands in for a model's face encoder at inference: N×3×S×S faces in, N×F features out."""
 
-    def __init__(self, encoder, size, weights_path, cache, threads=None):
+    def __init__(self, data, threads=None):
         super().__init__()
+        self.session = _session(data, threads)
+        self.features = self.session.get_outputs()[0].shape[1]
 
+    @classmethod
+    def export(cls, encoder, size, weights_path, cache, threads=None):
+        """From the PyTorch encoder, exported once into ``cache``."""
         def export(module):
             return _export(module.float().eval(), torch.zeros(2, 3, size, size), ["face"], ["features"],
                            {"face": {0: "faces"}})
 
-        self.session = _session(exported(encoder, weights_path, cache, f"face{size}", export), threads)
+        return cls(exported(encoder, weights_path, cache, f"face{size}", export), threads)
+
+    @classmethod
+    def cached(cls, size, weights_path, cache, threads=None):
+        """From an earlier run's export, or None: then the PyTorch network need not be built."""
+        try:
+            data = export_path(f"face{size}", weights_path, cache).read_bytes()
+        except OSError:
+            return None
+        return cls(data, threads)
 
     def forward(self, face):
         return torch.from_numpy(self.session.run(None, {"face": face.float().contiguous().numpy()})[0])

@@ -50,12 +50,15 @@ def read_metadata(path):
     return ModelConfig.from_json(metadata["config"]), json.loads(metadata.get("info", "{}"))
 
 
-def load_weights(path, device="cpu"):
-    """Rebuild the model a weights file describes and load its tensors."""
+def load_weights(path, device="cpu", face_encoder=None):
+    """Rebuild the model a weights file describes and load its tensors. ``face_encoder``: a
+    module standing in for the face branch's backbone (see ``build_model``); the file's tensors
+    for that backbone are then not read."""
     config, info = read_metadata(path)
-    model = build_model(config)
+    model = build_model(config, face_encoder)
     with safe_open(str(path), framework="pt", device="cpu") as f:
-        stored = {name: f.get_tensor(name) for name in f.keys()}
+        stored = {name: f.get_tensor(name) for name in f.keys()
+                  if face_encoder is None or not name.startswith("face_encoder.")}
     expected = model.state_dict()
     missing = [name for name in expected if name not in stored]
     unexpected = [name for name in stored if name not in expected]
