@@ -8,8 +8,8 @@ import torch
 
 from .regions import face_regions, photo_tensor
 from ..weights import weights_id
-from .models import predict
-from .weightsfile import load_weights
+from .models import WITH_FACE_ENCODER, predict
+from .weightsfile import load_weights, read_metadata
 
 
 @dataclass
@@ -33,11 +33,15 @@ class AttributeTagger:
     def __init__(self, path, device="cpu", face_batch=64, allow_untrained=False, onnx=True):
         """``allow_untrained`` is for speed benchmarks only, which throw their index away.
         ``onnx``: on the CPU, the face branch's backbone runs through ONNX Runtime."""
+        from ..weights import cache_dir
+
         self.device = torch.device(device)
-        onnx = onnx and self.device.type == "cpu"
+        config, _ = read_metadata(path)
+        onnx = onnx and self.device.type == "cpu" and config.kind in WITH_FACE_ENCODER
+        exports = cache_dir().parent / "onnx"
         # An earlier run's export of the face backbone: that network (MobileNetV2 is timm's,
         # seconds to import) is then not built at all.
-        cached = self._cached_face_encoder(path) if onnx else None
+        cached = _cached_face_encoder(config.face_size, path, exports) if onnx else None
         self.model, self.info = load_weights(path, self.device, face_encoder=cached)
         if not self.info.get("epochs") and not allow_untrained:
             raise ValueError(f"{path} records no training: phototag stores no untrained predictions")
@@ -45,37 +49,20 @@ class AttributeTagger:
         # convolutions about twice as fast (bfloat16 autocast there is many times slower).
         self.model = self.model.to(memory_format=torch.channels_last)
         if onnx and cached is None:
-            self._face_encoder_on_onnx(path)
+            self._face_encoder_on_onnx(path, exports)
         self.config = self.model.config
         self.id = weights_id(path)
         self.face_batch = face_batch
 
-    @staticmethod
-    def _cached_face_encoder(path):
-        from ..weights import cache_dir
-        from .onnx_cpu import OnnxFaceEncoder
-        from .weightsfile import read_metadata
-
-        config, _ = read_metadata(path)
-        if config.kind != "gated":
-            return None
-        try:
-            return OnnxFaceEncoder.cached(config.face_size, path, cache_dir().parent / "onnx")
-        except Exception:  # noqa: BLE001 - a damaged export: made again from the PyTorch network
-            return None
-
-    def _face_encoder_on_onnx(self, path):
+    def _face_encoder_on_onnx(self, path, exports):
         """The face branch's backbone, most of the tagging time, through ONNX Runtime: the whole
         tagging step 1.3 times as fast here with MobileNetV2 (`bench/tagger.py --onnx-face`), the
         same tags. A backbone that does not export stays in PyTorch."""
-        from ..weights import cache_dir
         from .onnx_cpu import OnnxFaceEncoder
 
-        if getattr(self.model, "face_encoder", None) is None:  # CAER-Net: its own encoders
-            return
         try:
             self.model.face_encoder = OnnxFaceEncoder.export(
-                self.model.face_encoder, self.model.config.face_size, path, cache_dir().parent / "onnx")
+                self.model.face_encoder, self.model.config.face_size, path, exports)
         except Exception as exc:  # noqa: BLE001 - an exporter's or ONNX Runtime's own errors
             warnings.warn(f"the face branch runs in PyTorch: its export to ONNX failed ({exc})")
 
@@ -128,6 +115,15 @@ class AttributeTagger:
                 gate_context={t: round(float(gates[t][i, 1]), 4) for t in labels} if gates else None,
             ))
         return answers
+
+
+def _cached_face_encoder(size, path, exports):
+    from .onnx_cpu import OnnxFaceEncoder
+
+    try:
+        return OnnxFaceEncoder.cached(size, path, exports)
+    except Exception:  # noqa: BLE001 - a damaged export: made again from the PyTorch network
+        return None
 
 
 def _face_batches(crops, size):

@@ -199,10 +199,10 @@ class AdaptiveFusion(nn.Module):
 class FusionModel(nn.Module):
     """The proposed backbones joined by CAER's Adaptive Fusion instead of GatingNet."""
 
-    def __init__(self, config):
+    def __init__(self, config, face_encoder=None):
         super().__init__()
         self.config = config
-        self.face_encoder = FaceEncoder(config.face_backbone, config.face_size)
+        self.face_encoder = face_encoder or FaceEncoder(config.face_backbone, config.face_size)
         self.context_encoder = ContextEncoder(config.context_backbone, config.context_size)
         self.fusion = AdaptiveFusion(self.face_encoder.features, self.context_encoder.features,
                                      config.tasks, dropout=config.dropout)
@@ -248,6 +248,8 @@ class CAERNet(nn.Module):
 
 
 BUILDERS = {"gated": GatedModel, "fusion": FusionModel, "caer": CAERNet}
+# The kinds whose face branch is a FaceEncoder, which build_model lets a stand-in replace.
+WITH_FACE_ENCODER = ("gated", "fusion")
 
 
 def predict(model, face, context, gate, gate_index=None, flip=False):
@@ -268,10 +270,11 @@ def predict(model, face, context, gate, gate_index=None, flip=False):
 
 
 def build_model(config: ModelConfig, face_encoder=None):
-    """The one way to build any phototag attribute model. ``face_encoder`` (gated models): a
-    module that stands in for the face branch's backbone, which is then not built."""
+    """The one way to build any phototag attribute model. ``face_encoder`` (the kinds in
+    WITH_FACE_ENCODER): a module that stands in for the face branch's backbone, which is then
+    not built."""
     if face_encoder is None:
         return BUILDERS[config.kind](config)
-    if config.kind != "gated":
-        raise ValueError(f"only a gated model takes a face encoder, not {config.kind!r}")
-    return GatedModel(config, face_encoder)
+    if config.kind not in WITH_FACE_ENCODER:
+        raise ValueError(f"a {config.kind!r} model has no face encoder to stand in for")
+    return BUILDERS[config.kind](config, face_encoder)

@@ -2,9 +2,10 @@
 
 On the CPU measured here RetinaFace gives PyTorch's answers (to 1e-4) in about half of
 PyTorch's time (`bench/detector_modes.py`), and the tagger with its face backbone there tags
-1.3 times as many faces per second (`bench/tagger.py --onnx-face`: MobileNetV2 112 against 84). Each network
-is exported from the PyTorch model once per weights file and PyTorch version and kept in the
-user cache; where the cache cannot be written, the export stays in memory for the run.
+1.3 times as many faces per second (`bench/tagger.py --onnx-face`: MobileNetV2 112 against
+84). Each network is exported from the PyTorch model once per weights file and PyTorch version
+and kept in the user cache; where the cache cannot be written, the export stays in memory for
+the run.
 """
 
 import io
