@@ -10,10 +10,8 @@ photos/s, the mean over the rounds, each against the defaults last.
 
 import argparse
 import itertools
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,11 +20,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.library import WEIGHTS, make_library  # noqa: E402
-from phototag.pipeline import IndexOptions, default_workers, run_index  # noqa: E402
-from phototag.store import Index  # noqa: E402
-
-SHIPPED = ROOT / "weights" / "phototag-cpu.safetensors"
+from bench.library import index_rate, make_library  # noqa: E402
+from phototag.pipeline import default_workers  # noqa: E402
 
 
 def index_run(library, faces_only, workers, threads):
@@ -35,17 +30,7 @@ def index_run(library, faces_only, workers, threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            index = Index(os.path.join(tmp, "index.db"))
-            try:
-                options = IndexOptions(roots=[str(library)], weights_dir=str(WEIGHTS), workers=workers,
-                                       faces_only=faces_only,
-                                       attributes=None if faces_only else str(SHIPPED))
-                started = time.perf_counter()
-                summary = run_index(index, options)
-                return summary.processed / (time.perf_counter() - started)
-            finally:
-                index.close()
+        return index_rate(library, faces_only, workers=workers)
     finally:
         torch.set_num_threads(before)
 

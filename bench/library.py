@@ -2,7 +2,10 @@
 canvases, written as camera-like JPEGs. Nothing here is committed data; it is made on the fly."""
 
 import json
+import os
 import random
+import tempfile
+import time
 from pathlib import Path
 
 from PIL import Image, ImageFilter
@@ -66,3 +69,24 @@ def make_library(folder, count, size=(4000, 3000), faces=(1, 6), seed=0, quality
         path.parent.mkdir(parents=True, exist_ok=True)
         make_photo(path, size, patches, rng.randint(*faces), rng, quality)
     return paths
+
+
+SHIPPED = ROOT / "weights" / "phototag-cpu.safetensors"
+
+
+def index_rate(library, faces_only, **options):
+    """photos/s of one `index` run in this process over ``library`` into a fresh index, tagging
+    with the shipped weights unless ``faces_only``; ``options``: more IndexOptions fields."""
+    from phototag.pipeline import IndexOptions, run_index
+    from phototag.store import Index
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Index(os.path.join(tmp, "index.db"))
+        try:
+            run = IndexOptions(roots=[str(library)], weights_dir=str(WEIGHTS), faces_only=faces_only,
+                               attributes=None if faces_only else str(SHIPPED), **options)
+            started = time.perf_counter()
+            summary = run_index(index, run)
+            return summary.processed / (time.perf_counter() - started)
+        finally:
+            index.close()

@@ -9,7 +9,6 @@ tagging run (the shipped weights) into a fresh index; rates are photos/s, ratios
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -20,15 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS, index_rate, make_library  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.pipeline import DETECTOR_WEIGHTS, IndexOptions, run_index  # noqa: E402
-from phototag.store import Index  # noqa: E402
+from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision import onnx_cpu  # noqa: E402
 from phototag.vision.detect import Detector  # noqa: E402
-
-SHIPPED = ROOT / "weights" / "phototag-cpu.safetensors"
-
 
 def spinning(on):
     """Every ONNX Runtime session made from here on waits by spinning (on) or sleeping."""
@@ -56,19 +51,6 @@ def detector_alone(photo):
     return 1 / best
 
 
-def index_run(library, faces_only):
-    with tempfile.TemporaryDirectory() as tmp:
-        index = Index(os.path.join(tmp, "index.db"))
-        try:
-            options = IndexOptions(roots=[str(library)], weights_dir=str(WEIGHTS),
-                                   faces_only=faces_only, attributes=None if faces_only else str(SHIPPED))
-            started = time.perf_counter()
-            summary = run_index(index, options)
-            return summary.processed / (time.perf_counter() - started)
-        finally:
-            index.close()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=64)
@@ -86,8 +68,8 @@ def main():
             restore = spinning(on)
             try:
                 for name, measure in (("detector alone", lambda: detector_alone(photo)),
-                                      ("--faces-only run", lambda: index_run(work / "12mp", True)),
-                                      ("tagging run", lambda: index_run(work / "12mp", False))):
+                                      ("--faces-only run", lambda: index_rate(work / "12mp", True)),
+                                      ("tagging run", lambda: index_rate(work / "12mp", False))):
                     value = measure()
                     rates.setdefault((name, on), []).append(value)
                     print(f"round {round_ + 1}, spinning {'on ' if on else 'off'}: {name:<17} "
