@@ -28,11 +28,12 @@ from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
 from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision.detect import Detector, box_iou  # noqa: E402
+from phototag.vision.retinaface import OnPixels  # noqa: E402
 
 
 def detector_in(mode):
     detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
-    detector.network = detector.model  # PyTorch instead of the ONNX Runtime session
+    detector.network = OnPixels(detector.model)  # PyTorch instead of the ONNX Runtime session
     layout = torch.channels_last if "channels-last" in mode else torch.contiguous_format
     detector.model = detector.model.to(memory_format=layout)
     forward = detector.model.forward
@@ -69,7 +70,7 @@ def int8_detector(reference, folder):
             batch = next(self.batches, None)
             return None if batch is None else {INPUT: batch}
 
-    (folder / "float32.onnx").write_bytes(retinaface_onnx(detector.model))
+    (folder / "float32.onnx").write_bytes(retinaface_onnx(OnPixels(detector.model)))
     quant_pre_process(str(folder / "float32.onnx"), str(folder / "prepared.onnx"), skip_symbolic_shape=True)
     quantize_static(str(folder / "prepared.onnx"), str(folder / "int8.onnx"), Calibration(),
                     quant_format=QuantFormat.QDQ, per_channel=True)

@@ -209,12 +209,15 @@ def resolve_device(name):
 class PhotoFiles:
     """A map-style dataset: DataLoader workers read and decode photos in parallel. Each worker
     notes in shared memory which photo it is decoding, so that when a decoder takes its
-    process down (a codec's segfault, the OOM killer) the run knows which photo did it."""
+    process down (a codec's segfault, the OOM killer) the run knows which photo did it.
 
-    def __init__(self, entries, max_size, as_tensors=False, in_hand=None):
+    The pixels come back as tensors: a worker hands a tensor over in shared memory, where a
+    numpy array is pickled through a pipe and copied again by the main process (which runs the
+    detector, so every copy there is time the detector waits)."""
+
+    def __init__(self, entries, max_size, in_hand=None):
         self.entries = entries
         self.max_size = max_size
-        self.as_tensors = as_tensors
         self.in_hand = in_hand  # per worker: (pid, position being decoded or -1)
 
     def __len__(self):
@@ -234,7 +237,7 @@ class PhotoFiles:
         photo = load(self.entries[i], self.max_size)
         if slot is not None:
             self.in_hand[2 * slot + 1] = -1
-        if self.as_tensors and photo.pixels is not None:
+        if photo.pixels is not None:
             import torch
 
             photo.pixels = torch.from_numpy(photo.pixels)
@@ -356,7 +359,7 @@ def _process(index, todo, options, summary, reporter, stop):
         with torch.inference_mode():
             while remaining:
                 loader = DataLoader(
-                    PhotoFiles(remaining, options.max_size, as_tensors=on_gpu, in_hand=in_hand),
+                    PhotoFiles(remaining, options.max_size, in_hand=in_hand),
                     batch_size=options.batch_size or default_batch_size(device),
                     num_workers=workers,
                     collate_fn=keep_list,

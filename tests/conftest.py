@@ -81,12 +81,12 @@ def _onnx_exports():
     session: a run exports them into its user cache the first time, and every test has a cache
     of its own (`seed_cache`)."""
     from phototag.vision.onnx_cpu import OnnxFaceEncoder, exported
-    from phototag.vision.retinaface import load_retinaface
+    from phototag.vision.retinaface import OnPixels, load_retinaface
     from phototag.vision.weightsfile import load_weights
 
     folder = Path(tempfile.mkdtemp(prefix="phototag-onnx-"))
     weights = WEIGHTS / RETINAFACE.name
-    exported(load_retinaface(weights), weights, folder)
+    exported(OnPixels(load_retinaface(weights)), weights, folder)
     shipped = ROOT / "weights" / "phototag-cpu.safetensors"
     model, _ = load_weights(shipped)
     OnnxFaceEncoder.export(model.face_encoder, model.config.face_size, shipped, folder)

@@ -74,6 +74,24 @@ def test_batched_photos_of_one_size_give_the_same_faces(detector):
         assert np.allclose(a.scores, b.scores, atol=1e-4)
 
 
+def test_a_smaller_photo_padded_into_a_batch_gives_the_faces_it_gives_alone(detector):
+    """Photos of different sizes share a forward pass padded with the channel means (zeros in
+    the network's input, as its own zero padding is): the smaller one's faces stay the same."""
+    from phototag.library.decode import decode_bytes
+
+    from phototag.vision.detect import box_iou
+
+    large = decode_bytes((PHOTOS / "people/ultralight__10.jpg").read_bytes(), None)[0]
+    small = np.ascontiguousarray(large[: large.shape[0] * 3 // 4, : large.shape[1] * 2 // 3])
+    alone = detector.detect([small])[0]
+    together = detector.detect([large, small])[1]
+    assert len(alone) == len(together) >= 5
+    for box, score, other_box, other_score in zip(alone.boxes, alone.scores, together.boxes,
+                                                  together.scores):
+        assert box_iou(box, other_box) > 0.95
+        assert abs(score - other_score) < 0.01
+
+
 def test_resnet50_checkpoints_load_through_the_same_code(tmp_path):
     import torch
 

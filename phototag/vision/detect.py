@@ -3,8 +3,8 @@
 Post-processing follows the reference ``detect.py`` of biubug6/Pytorch_Retinaface: keep anchors
 scoring at least 0.02, the 5,000 best, non-maximum suppression at IoU 0.4 with its ``+1`` pixel
 area convention, the 750 best survivors. Photos of different sizes share a batch by padding at
-the right and bottom with zeros (the channel means), and anchors whose centre falls in the
-padding are dropped.
+the right and bottom with the channel means (zeros once the network subtracts them), and
+anchors whose centre falls in the padding are dropped.
 """
 
 import math
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from .nms import nms
-from .retinaface import load_retinaface
+from .retinaface import OnPixels, load_retinaface
 
-BGR_MEANS = (104.0, 117.0, 123.0)
 # The long side, in pixels, of the second look at a photo where nothing was found (measured on
 # FER2013 val: a face found in 50% of the 48-pixel crops as they are, 99% at 160, 224 or 320
 # pixels; no face found this way in the faceless photos of ../shared/data/photos/exif).
@@ -75,17 +74,20 @@ def decode_landmarks(offsets, priors, variance):
     return priors[:, None, :2] + points
 
 
-def to_network_input(images, device):
-    """List of H×W×3 RGB uint8 arrays → one zero-padded N×3×H×W BGR-minus-means float batch."""
-    height = max(image.shape[0] for image in images)
-    width = max(image.shape[1] for image in images)
-    batch = torch.zeros((len(images), 3, height, width), dtype=torch.float32, device=device)
-    means = torch.tensor(BGR_MEANS, device=device).view(3, 1, 1)
-    for i, image in enumerate(images):
-        pixels = torch.as_tensor(image).to(device, non_blocking=True)
-        bgr = pixels.permute(2, 0, 1).flip(0).float()
-        batch[i, :, : image.shape[0], : image.shape[1]] = bgr - means
-    return batch
+def pixel_batch(images, device):
+    """List of H×W×3 RGB uint8 arrays → one N×H×W×3 uint8 batch for ``OnPixels``. Photos of
+    one size are stacked as they are (one photo: no copy at all); smaller ones are padded."""
+    tensors = [torch.as_tensor(image) for image in images]
+    if all(tensor.shape == tensors[0].shape for tensor in tensors):
+        batch = tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
+    else:
+        height = max(tensor.shape[0] for tensor in tensors)
+        width = max(tensor.shape[1] for tensor in tensors)
+        padding = torch.tensor(OnPixels.PADDING, dtype=torch.uint8)
+        batch = padding.expand(len(tensors), height, width, 3).clone()
+        for i, tensor in enumerate(tensors):
+            batch[i, : tensor.shape[0], : tensor.shape[1]] = tensor
+    return batch.to(device, non_blocking=True)
 
 
 def _resize_long_side(image, side):
@@ -110,12 +112,13 @@ class Detector:
         # about half of PyTorch's time (channels-last float32; bfloat16 autocast, emulated on a
         # CPU without AVX512_BF16, is 20 times slower and breaks parity: bench/detector_modes.py).
         # A GPU runs the PyTorch network in fp16, channels-last.
-        self.network = self.model
+        self.network = OnPixels(self.model).to(self.device)
         if self.device.type == "cpu":
             from ..weights import cache_dir
             from .onnx_cpu import OnnxNetwork
 
-            self.network = OnnxNetwork(self.model, weights_path, cache_dir().parent / "onnx")
+            self.network = OnnxNetwork(self.network, weights_path, cache_dir().parent / "onnx")
+        self._anchors = {}  # (height, width) → anchors: a library's photos come in few sizes
         self.config = self.model.config
         self.confidence = confidence
         self.nms_iou = nms_iou
@@ -155,14 +158,17 @@ class Detector:
     def _detect(self, images, min_score):
         if not images:
             return []
-        batch = to_network_input(images, self.device)
+        batch = pixel_batch(images, self.device)
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
-                outputs = self.network(batch.contiguous(memory_format=torch.channels_last))
+                outputs = self.network(batch)
             offsets, scores, landmark_offsets = (t.float() for t in outputs)
         else:
             offsets, scores, landmark_offsets = self.network(batch)
-        priors = anchors(batch.shape[2], batch.shape[3], self.config, self.device)
+        shape = tuple(batch.shape[1:3])
+        if shape not in self._anchors:
+            self._anchors[shape] = anchors(*shape, self.config, self.device)
+        priors = self._anchors[shape]
         variance = self.config["variance"]
         results = []
         for i, image in enumerate(images):

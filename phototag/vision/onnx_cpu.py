@@ -36,9 +36,10 @@ def _export(model, example, inputs, outputs, dynamic_axes):
 
 
 def retinaface_onnx(model):
-    """RetinaFace's ONNX bytes: any batch size and photo size."""
-    return _export(model, torch.zeros(1, 3, 480, 640), [INPUT], ["offsets", "scores", "landmarks"],
-                   {INPUT: {0: "photos", 2: "height", 3: "width"}})
+    """RetinaFace's ONNX bytes (``model``: ``OnPixels``, RGB uint8 photos in): any batch size and
+    photo size."""
+    return _export(model, torch.zeros(1, 480, 640, 3, dtype=torch.uint8), [INPUT],
+                   ["offsets", "scores", "landmarks"], {INPUT: {0: "photos", 1: "height", 2: "width"}})
 
 
 def export_path(name, weights_path, cache):
@@ -47,7 +48,7 @@ def export_path(name, weights_path, cache):
     return Path(cache) / f"{name}-{file_sha256(weights_path)[:16]}-torch{version}-opset{OPSET}.onnx"
 
 
-def exported(model, weights_path, cache, name="retinaface", export=retinaface_onnx):
+def exported(model, weights_path, cache, name="retinaface-pixels", export=retinaface_onnx):
     """The ONNX bytes for ``model`` (built from ``weights_path``), from ``cache`` if there."""
     path = export_path(name, weights_path, cache)
     try:
@@ -81,7 +82,8 @@ def _session(data, threads):
 
 
 class OnnxNetwork:
-    """Called like the PyTorch network: a float batch in, (offsets, scores, landmarks) out."""
+    """Called like the PyTorch network (``OnPixels``): a uint8 batch of photos in, (offsets, scores,
+    landmarks) out."""
 
     def __init__(self, model, weights_path, cache, threads=None):
         self.session = _session(exported(model, weights_path, cache), threads)

@@ -28,6 +28,8 @@ CONFIGS = {
         "out_channels": 256,
     },
 }
+# The channel means the reference subtracts from its BGR input.
+BGR_MEANS = (104.0, 117.0, 123.0)
 
 
 def conv_bn(inp, oup, stride=1, leaky=0.0, kernel=3, relu=True):
@@ -166,6 +168,32 @@ class RetinaFace(nn.Module):
         scores = torch.cat([head(f) for head, f in zip(self.ClassHead, levels)], dim=1)
         landmarks = torch.cat([head(f) for head, f in zip(self.LandmarkHead, levels)], dim=1)
         return boxes, F.softmax(scores, dim=-1)[..., 1], landmarks
+
+
+class OnPixels(nn.Module):
+    """RetinaFace fed the photos' own pixels: N×H×W×3 RGB uint8 in, its outputs out.
+
+    The reference's input (BGR minus the channel means, N×3×H×W float) is made inside the
+    network, so that ONNX Runtime makes it on all its threads instead of Python making a float
+    copy of every photo first. The same float values reach the first convolution. A pixel equal
+    to the means (``PADDING``) becomes exactly zero: photos of different sizes share a batch by
+    padding with it.
+    """
+
+    PADDING = tuple(int(mean) for mean in reversed(BGR_MEANS))  # RGB
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+        self.register_buffer("means", torch.tensor(BGR_MEANS).view(1, 3, 1, 1), persistent=False)
+        # In the network's mode: exporting to ONNX puts a module back into its own mode, and a
+        # wrapper left in training mode would take an evaluating network's batch norms with it.
+        self.train(network.training)
+
+    def forward(self, pixels):
+        # The flip and the permutation only reorder: an NHWC photo becomes a channels-last batch.
+        bgr = pixels.flip(-1).permute(0, 3, 1, 2).float()
+        return self.network(bgr - self.means)
 
 
 def backbone_of(state_dict):
