@@ -1,15 +1,16 @@
 """Each stage of an index run alone, then the whole run: does the pipeline add little beyond
 its slowest stage?
 
-    python bench/pipeline.py [--photos 16] [--preset cpu|original] [--device auto]
+    python bench/pipeline.py [--photos 16] [--preset cpu|original|...] [--device auto]
                              [--workers N] [--threads N] [--keep DIR]
 
 Libraries: generated 12-megapixel JPEGs (real faces from ../shared pasted on blurred real
 scenes) and ../shared/data/photos. Stages, in photos/s: decode (DataLoader workers, as the
 index run uses them), detection alone on pre-decoded photos, the attribute model alone (regions
 and forward) on pre-decoded photos and their detections, and the full `index` run with its
-SQLite writes, with tagging and with --faces-only. The attribute weights are untrained (speed
-does not depend on training): the index made here is thrown away. Ratios last.
+SQLite writes, with tagging and with --faces-only. The attribute model is the shipped weights
+(what an index run uses), or with --preset an untrained model of that preset (speed does not
+depend on training); the index made here is thrown away. Ratios last.
 """
 
 import argparse
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
+from bench.library import PHOTOS, SHIPPED, WEIGHTS, make_library  # noqa: E402
 from phototag.library import scan  # noqa: E402
 from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, detect_records, keep_list,  # noqa: E402
                                PhotoFiles, default_batch_size, default_workers, resolve_device,
@@ -95,8 +96,8 @@ def measure(root, model_path, device, batch_size, workers):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=16, help="generated 12-megapixel photos")
-    parser.add_argument("--preset", default=None, help="attribute model: cpu or original "
-                        "[default: original on a GPU, cpu on the CPU]")
+    parser.add_argument("--preset", default=None, help="an untrained attribute model of this "
+                        "preset (cpu, original, ...) instead of the shipped weights")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
@@ -107,19 +108,20 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    preset = args.preset or ("original" if device.startswith("cuda") else "cpu")
     batch_size = args.batch_size or default_batch_size(device)
     workers = default_workers(device) if args.workers is None else args.workers
     work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-pipeline-"))
     generated = work / "12mp"
     make_library(generated, args.photos, size=(4000, 3000), faces=(1, 6))
-    model_path = work / f"untrained-{preset}.safetensors"
-    torch.manual_seed(0)
-    save_weights(build_model(PRESETS[preset]), model_path, info={"epochs": 0, "benchmark": True})
+    model_path, model = SHIPPED, "the shipped weights"
+    if args.preset:
+        model_path, model = work / f"untrained-{args.preset}.safetensors", f"untrained '{args.preset}'"
+        torch.manual_seed(0)
+        save_weights(build_model(PRESETS[args.preset]), model_path, info={"epochs": 0, "benchmark": True})
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"
     print(f"device {device} (GPU: {gpu}), {os.cpu_count()} CPU cores, batch {batch_size}, "
-          f"{workers} decode workers, {torch.get_num_threads()} torch threads, attribute model "
-          f"preset '{preset}'")
+          f"{workers} decode workers, {torch.get_num_threads()} torch threads, attribute model: "
+          f"{model}")
     ratios = []
     for name, root in (("generated 12 MP JPEGs", generated), ("../shared/data/photos", PHOTOS)):
         n, n_faces, rates, full = measure(root, model_path, device, batch_size, workers)

@@ -1,13 +1,15 @@
 """What a training step of the face branch costs per face on this CPU, by numeric mode and
 memory layout, in one run: float32 or bfloat16 autocast, contiguous or channels-last.
 
-    python bench/train_speed.py [--presets cpu,scratch-cpu] [--batch 64]
+    python bench/train_speed.py [--presets cpu:mobilenetv2,cpu,scratch-cpu] [--batch 64]
 
-The `cpu` preset's face branch is FaceMesh's trunk (depthwise convolutions), `scratch-cpu`'s a
+The `cpu` preset's face branch is FaceMesh's trunk (depthwise convolutions), `cpu:mobilenetv2`
+the same preset with MobileNetV2 as the face backbone (the shipped weights), `scratch-cpu`'s a
 ResNet-18. Each row is the best of three AdamW steps on random crops after a warm-up step.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -23,7 +25,10 @@ from phototag.vision.models import build_model  # noqa: E402
 
 
 def step_ms(preset, batch, bfloat16, channels_last, inference=False):
-    config = PRESETS[preset]
+    name, _, face_backbone = preset.partition(":")
+    config = PRESETS[name]
+    if face_backbone:
+        config = dataclasses.replace(config, face_backbone=face_backbone)
     model = build_model(config)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -56,7 +61,7 @@ def step_ms(preset, batch, bfloat16, channels_last, inference=False):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--presets", default="cpu,scratch-cpu")
+    parser.add_argument("--presets", default="cpu:mobilenetv2,cpu,scratch-cpu")
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU cores, torch {torch.__version__}, CPU capability "
