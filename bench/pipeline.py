@@ -31,7 +31,7 @@ from bench.library import PHOTOS, SHIPPED, WEIGHTS, make_library  # noqa: E402
 from phototag.library import scan  # noqa: E402
 from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, detect_records, keep_list,  # noqa: E402
                                PhotoFiles, default_batch_size, default_workers, resolve_device,
-                               run_index)
+                               run_index, shared_memory_room)
 from phototag.store import Index  # noqa: E402
 from phototag.vision.attributes import AttributeTagger  # noqa: E402
 from phototag.vision.config import PRESETS  # noqa: E402
@@ -58,8 +58,9 @@ def measure(root, model_path, device, batch_size, workers):
                            allow_untrained=True)
 
     def decode_all():
-        loader = DataLoader(PhotoFiles(entries, options.max_size), batch_size=batch_size,
-                            num_workers=workers, collate_fn=keep_list)
+        shared = bool(workers) and shared_memory_room(workers, batch_size, options.max_size)
+        loader = DataLoader(PhotoFiles(entries, options.max_size, shared_memory=shared),
+                            batch_size=batch_size, num_workers=workers, collate_fn=keep_list)
         return [photo for batch in loader for photo in batch]
 
     decode_s, photos = timed(decode_all)

@@ -226,3 +226,41 @@ def test_a_run_without_tagging_weights_says_so_once_and_only_when_it_has_photos_
         assert not any("tagging is off" in n for n in faces_only.lines)
     finally:
         store.close()
+
+
+def test_photos_handed_over_through_a_pipe_or_shared_memory_give_the_same_index(tmp_path,
+                                                                                 monkeypatch):
+    """Workers hand pixels over in shared memory when /dev/shm has room, else through a pipe
+    (Docker's 64 MB /dev/shm): both give the same faces and tags."""
+    from conftest import ROOT, WEIGHTS, seed_cache
+    from phototag import pipeline
+    from phototag.pipeline import IndexOptions, run_index
+    from phototag.store import Index
+
+    root = copy_photos(SAMPLE, tmp_path / "lib")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    seed_cache(tmp_path / "cache")
+    shipped = str(ROOT / "weights" / "phototag-cpu.safetensors")
+    columns = "path, x1, y1, x2, y2, det_score, emotion, emotion_probs, age_group"
+    indexes = {}
+    for shared in (False, True):
+        monkeypatch.setattr(pipeline, "shared_memory_room", lambda *_, shared=shared: shared)
+        db = tmp_path / f"shared-{shared}.db"
+        store = Index(str(db))
+        try:
+            summary = run_index(store, IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS),
+                                                    attributes=shipped, workers=1, batch_size=2))
+        finally:
+            store.close()
+        assert summary.processed == len(SAMPLE)
+        indexes[shared] = db_rows(db, f"SELECT {columns} FROM faces JOIN photos ON photos.id = "
+                                      "photo_id ORDER BY path, idx")
+    assert len(indexes[True]) > 20 and indexes[True] == indexes[False]
+
+
+def test_shared_memory_is_used_only_where_the_photos_in_flight_fit(tmp_path):
+    from phototag.pipeline import shared_memory_room
+
+    assert shared_memory_room(2, 8, 1600, folder=str(tmp_path))  # 0.37 GB
+    assert not shared_memory_room(2, 8, 10_000_000, folder=str(tmp_path))  # beyond any disk
+    assert not shared_memory_room(2, 8, 1600, folder=str(tmp_path / "missing"))

@@ -1,0 +1,72 @@
+"""How decode workers hand photos to the main process: tensors in shared memory against numpy
+arrays pickled through a pipe, for decoding alone and for whole `index` runs, in one run.
+
+    python bench/photo_transfer.py [--photos 64] [--rounds 2] [--keep DIR]
+
+Library: generated 12-megapixel JPEGs (bench/library.py). Each round decodes the library with the
+default workers, then runs `--faces-only` and tagging (the shipped weights) into a fresh index,
+through a pipe and then through shared memory; rates are photos/s, ratios last. An index run uses
+shared memory when /dev/shm has room for the photos in flight (`shared_memory_room`).
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from bench.library import index_rate, make_library  # noqa: E402
+from phototag import pipeline  # noqa: E402
+from phototag.library import scan  # noqa: E402
+
+
+def decode_rate(library, shared):
+    entries = [e for e in scan.walk([str(library)]).files if e.error is None]
+    loader = DataLoader(pipeline.PhotoFiles(entries, 1600, shared_memory=shared),
+                        batch_size=pipeline.default_batch_size(), num_workers=pipeline.default_workers(),
+                        collate_fn=pipeline.keep_list)
+    started = time.perf_counter()
+    count = sum(len(batch) for batch in loader)
+    return count / (time.perf_counter() - started)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", help="folder for the generated photos (reused)")
+    args = parser.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-transfer-"))
+    library = work / "12mp"
+    make_library(library, args.photos, size=(4000, 3000), faces=(1, 6))
+    room = pipeline.shared_memory_room
+    print(f"{pipeline.default_workers()} decode workers; /dev/shm has room: "
+          f"{room(pipeline.default_workers(), pipeline.default_batch_size(), 1600)}")
+    index_rate(library, True)  # warm-up: exports, page cache
+    rates = {}
+    for round_ in range(args.rounds):
+        for shared in (False, True):
+            pipeline.shared_memory_room = lambda *_, **__: shared
+            try:
+                for name, measure in (("decode alone", lambda: decode_rate(library, shared)),
+                                      ("--faces-only run", lambda: index_rate(library, True)),
+                                      ("tagging run", lambda: index_rate(library, False))):
+                    value = measure()
+                    rates.setdefault((name, shared), []).append(value)
+                    print(f"round {round_ + 1}, {'shared memory' if shared else 'pipe         '}: "
+                          f"{name:<17} {value:6.2f} photos/s", flush=True)
+            finally:
+                pipeline.shared_memory_room = room
+    for name in ("decode alone", "--faces-only run", "tagging run"):
+        pipe, shared = np.mean(rates[(name, False)]), np.mean(rates[(name, True)])
+        print(f"{name}: shared memory {shared:.2f}, pipe {pipe:.2f} photos/s: ratio {shared / pipe:.2f}")
+
+
+if __name__ == "__main__":
+    main()
