@@ -58,7 +58,7 @@ def measure(root, model_path, device, batch_size, workers):
                            allow_untrained=True)
 
     def decode_all():
-        shared = bool(workers) and shared_memory_room(workers, batch_size, options.max_size)
+        shared = shared_memory_room(workers, batch_size, options.max_size)
         loader = DataLoader(PhotoFiles(entries, options.max_size, shared_memory=shared),
                             batch_size=batch_size, num_workers=workers, collate_fn=keep_list)
         return [photo for batch in loader for photo in batch]

@@ -264,3 +264,4 @@ def test_shared_memory_is_used_only_where_the_photos_in_flight_fit(tmp_path):
     assert shared_memory_room(2, 8, 1600, folder=str(tmp_path))  # 0.37 GB
     assert not shared_memory_room(2, 8, 10_000_000, folder=str(tmp_path))  # beyond any disk
     assert not shared_memory_room(2, 8, 1600, folder=str(tmp_path / "missing"))
+    assert not shared_memory_room(0, 8, 1600, folder=str(tmp_path))  # decoded in the main process
