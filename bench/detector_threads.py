@@ -8,10 +8,8 @@ for a `--faces-only` run and a tagging run (the shipped weights) into a fresh in
 photos/s, the mean over the rounds, each against the defaults last.
 """
 
-import argparse
 import itertools
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.library import index_rate, make_library  # noqa: E402
+from bench.library import alternated_runs_options, index_rate, twelve_megapixel_library  # noqa: E402
 from phototag.pipeline import default_workers  # noqa: E402
 
 
@@ -36,13 +34,8 @@ def index_run(library, faces_only, workers, threads):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--keep", help="folder for the generated photos (reused)")
-    args = parser.parse_args()
-    work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-threads-"))
-    make_library(work / "12mp", args.photos, size=(4000, 3000), faces=(1, 6))
+    args = alternated_runs_options(__doc__.splitlines()[0]).parse_args()
+    library = twelve_megapixel_library(args.photos, args.keep, "phototag-threads-")
     cores = torch.get_num_threads()
     defaults = (default_workers("cpu"), cores)
     combinations = sorted(set(itertools.product((1, 2), (1, cores))), reverse=True)
@@ -50,7 +43,7 @@ def main():
     for round_ in range(args.rounds):
         for faces_only in (True, False):
             for workers, threads in combinations:
-                value = index_run(work / "12mp", faces_only, workers, threads)
+                value = index_run(library, faces_only, workers, threads)
                 rates.setdefault((faces_only, workers, threads), []).append(value)
                 print(f"round {round_ + 1}: {'--faces-only' if faces_only else 'tagging':<12} "
                       f"{workers} decode worker(s), models on {threads} thread(s): {value:6.2f} photos/s",

@@ -1,6 +1,7 @@
 """Generated photo libraries for the benchmarks: real faces from ../shared pasted onto large
 canvases, written as camera-like JPEGs. Nothing here is committed data; it is made on the fly."""
 
+import argparse
 import json
 import os
 import random
@@ -72,6 +73,24 @@ def make_library(folder, count, size=(4000, 3000), faces=(1, 6), seed=0, quality
 
 
 SHIPPED = ROOT / "weights" / "phototag-cpu.safetensors"
+
+
+def alternated_runs_options(description):
+    """The options of the benchmarks that alternate whole index runs over generated 12-MP JPEGs:
+    --photos, --rounds and --keep."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--photos", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", help="folder for the generated photos (reused)")
+    return parser
+
+
+def twelve_megapixel_library(photos, keep=None, prefix="phototag-bench-"):
+    """``photos`` generated 12-MP JPEGs (4000 × 3000, one to six faces) in ``keep``/12mp, made
+    once and reused, or in a new temporary folder."""
+    library = Path(keep or tempfile.mkdtemp(prefix=prefix)) / "12mp"
+    make_library(library, photos, size=(4000, 3000), faces=(1, 6))
+    return library
 
 
 def index_rate(library, faces_only, **options):

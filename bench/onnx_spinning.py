@@ -8,9 +8,7 @@ off, for the detector alone (best of five on one 1600 x 1115 photo), a `--faces-
 tagging run (the shipped weights) into a fresh index; rates are photos/s, ratios last.
 """
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +17,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bench.library import PHOTOS, WEIGHTS, index_rate, make_library  # noqa: E402
+from bench.library import (PHOTOS, WEIGHTS, alternated_runs_options, index_rate,  # noqa: E402
+                           twelve_megapixel_library)
 from phototag.library.decode import decode_bytes  # noqa: E402
 from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision import onnx_cpu  # noqa: E402
@@ -52,13 +51,8 @@ def detector_alone(photo):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--keep", help="folder for the generated photos (reused)")
-    args = parser.parse_args()
-    work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-spinning-"))
-    make_library(work / "12mp", args.photos, size=(4000, 3000), faces=(1, 6))
+    args = alternated_runs_options(__doc__.splitlines()[0]).parse_args()
+    library = twelve_megapixel_library(args.photos, args.keep, "phototag-spinning-")
     photo = decode_bytes((PHOTOS / "people" / "ultralight__10.jpg").read_bytes(), 1600).pixels
     photo = np.ascontiguousarray(np.kron(photo, np.ones((2, 2, 1), np.uint8))[:1115, :1600])
     assert onnx_cpu  # the module whose sessions are measured
@@ -68,8 +62,8 @@ def main():
             restore = spinning(on)
             try:
                 for name, measure in (("detector alone", lambda: detector_alone(photo)),
-                                      ("--faces-only run", lambda: index_rate(work / "12mp", True)),
-                                      ("tagging run", lambda: index_rate(work / "12mp", False))):
+                                      ("--faces-only run", lambda: index_rate(library, True)),
+                                      ("tagging run", lambda: index_rate(library, False))):
                     value = measure()
                     rates.setdefault((name, on), []).append(value)
                     print(f"round {round_ + 1}, spinning {'on ' if on else 'off'}: {name:<17} "

@@ -9,9 +9,7 @@ through a pipe and then through shared memory; rates are photos/s, ratios last. 
 shared memory when /dev/shm has room for the photos in flight (`shared_memory_room`).
 """
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from bench.library import index_rate, make_library  # noqa: E402
+from bench.library import alternated_runs_options, index_rate, twelve_megapixel_library  # noqa: E402
 from phototag import pipeline  # noqa: E402
 from phototag.library import scan  # noqa: E402
 
@@ -37,14 +35,8 @@ def decode_rate(library, shared):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--keep", help="folder for the generated photos (reused)")
-    args = parser.parse_args()
-    work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-transfer-"))
-    library = work / "12mp"
-    make_library(library, args.photos, size=(4000, 3000), faces=(1, 6))
+    args = alternated_runs_options(__doc__.splitlines()[0]).parse_args()
+    library = twelve_megapixel_library(args.photos, args.keep, "phototag-transfer-")
     room = pipeline.shared_memory_room
     print(f"{pipeline.default_workers()} decode workers; /dev/shm has room: "
           f"{room(pipeline.default_workers(), pipeline.default_batch_size(), 1600)}")
