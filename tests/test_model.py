@@ -83,6 +83,25 @@ def test_the_mirror_pass_answers_alike_for_a_face_and_its_mirror_image():
         assert torch.allclose(both.logits[task], both_mirrored.logits[task], atol=1e-5)
 
 
+def test_recorded_class_shares_move_the_answer_toward_common_classes_and_survive_the_file(tmp_path):
+    from phototag.vision.models import predict
+
+    torch.manual_seed(0)
+    shares = (0.5, 0.3, 0.1, 0.05, 0.03, 0.02)
+    model = build_model(dataclasses.replace(TINY, class_shares=(("emotion", shares),))).eval()
+    face, context, gate = crops(4)
+    with torch.no_grad():
+        plain = predict(model, face, context, gate, shares=False)
+        adjusted = predict(model, face, context, gate)
+    offset = torch.tensor(shares).log()
+    assert torch.allclose(adjusted.logits["emotion"], plain.logits["emotion"] + offset, atol=1e-6)
+    assert torch.allclose(adjusted.face_logits["emotion"], plain.face_logits["emotion"] + offset, atol=1e-6)
+    assert torch.equal(adjusted.logits["age"], plain.logits["age"])  # no shares recorded for age
+    path = tmp_path / "m.safetensors"
+    save_weights(model, path, info={"epochs": 1})
+    assert load_weights(path)[0].config.class_shares == (("emotion", shares),)
+
+
 def test_caer_net_streams_have_the_papers_layer_sizes():
     model = CAERNet(dataclasses.replace(TINY, kind="caer"))
     for stream in (model.face_stream, model.context_stream):

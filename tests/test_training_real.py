@@ -59,6 +59,28 @@ def test_train_runs_with_either_optimizer_and_eval_reports(tmp_path, optimizer):
     assert len(report["confusion"]["matrix"]) == 6 and "accuracy_five" in report
 
 
+def test_class_weighted_training_records_the_class_shares_and_unweighted_does_not(tmp_path):
+    smiles = tmp_path / "more-smiles"
+    smiles.mkdir()
+    os.symlink(FER / "train" / "happy", smiles / "happy")
+    common = [*TINY, "--task", "emotion", "--stage", "face", "--epochs", "1", "--limit-per-class", "8",
+              "--data", f"emotion:{three_classes(tmp_path, 'train')}", "--data", f"emotion:{smiles}"]
+    run_phototag(tmp_path, "train", *common, "--out", tmp_path / "weighted.safetensors")
+    run_phototag(tmp_path, "train", *common, "--balance", "none", "--out", tmp_path / "plain.safetensors")
+    shares = dict(json.loads(load_config(tmp_path / "weighted.safetensors"))["class_shares"])["emotion"]
+    # 16 smiles, 8 sad and 8 surprise of 32 (less the held-out tenth); the other classes count as one
+    assert shares[0] > 0.4 and 0.15 < shares[1] < 0.3 and shares[2] < 0.05
+    assert abs(sum(shares) - 1) < 1e-3 and shares[0] > shares[4] > shares[3]
+    assert json.loads(load_config(tmp_path / "plain.safetensors"))["class_shares"] == []
+
+
+def load_config(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return f.metadata()["config"]
+
+
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "m.safetensors"
     common = [*TINY, "--task", "emotion", "--stage", "face", "--limit-per-class", "5",

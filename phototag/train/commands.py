@@ -178,6 +178,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     from ..vision.models import build_model
     from ..vision.weightsfile import load_weights, save_weights
     from ..weights import WeightsError
+    from .losses import class_shares
     from .loop import TrainOptions, seed_everything, train as run_training
     from .pretrained import initialise
 
@@ -231,6 +232,10 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
                                report=lambda line: click.echo(line, err=True))
     except ValueError as exc:
         fail(str(exc))
+    # Recorded only for class-weighted training (what the shares undo); a file trained on without
+    # weights must not keep the shares of the file it started from.
+    shares = class_shares(train_set, model.config.tasks) if balance == "loss" else ()
+    model.config = dataclasses.replace(model.config, class_shares=shares)
     info = {
         "epochs": earlier.get("epochs", 0) + len(history),
         "stage": stage,
@@ -269,6 +274,9 @@ def resume_exists(out, resume):
 @click.option("--mirror/--no-mirror", default=None,
               help="Answer with the mean over each face and its mirror image, or not "
                    "(default: as the weights file says).")
+@click.option("--class-shares/--no-class-shares", default=True, show_default=True,
+              help="Add the log of each class's share of the training data to the answer, as an "
+                   "index run does, where the weights file records them (class-weighted training).")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True, callback=_device_name,
@@ -276,7 +284,7 @@ def resume_exists(out, resume):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
 def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, mirror,
-                     limit_per_class, batch_size, device, as_json, weights_dir):
+                     class_shares, limit_per_class, batch_size, device, as_json, weights_dir):
     """Accuracy, macro-F1, per-class recall and the confusion matrix of a weights file."""
     from ..vision.weightsfile import load_weights
     from ..weights import WeightsError
@@ -294,7 +302,7 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
     except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     results = evaluate(model, dataset, device, branches=branches, batch_size=batch_size,
-                       face_pixels=face_size_test, flip=mirror)
+                       face_pixels=face_size_test, flip=mirror, shares=class_shares)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

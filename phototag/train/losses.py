@@ -1,5 +1,6 @@
 """The training losses: cross-entropy for emotion, a partial-label loss for age, class weights."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +13,20 @@ def class_weights(crops, task, classes):
         return None
     counts = torch.bincount(labels, minlength=classes).float()
     return torch.where(counts > 0, counts.sum() / (classes * counts.clamp_min(1)), torch.zeros(()))
+
+
+def class_shares(crops, tasks):
+    """((task, (share, ...)), ...) for ``ModelConfig.class_shares``: each class's share of the
+    labelled images, per task of ``tasks`` ({task: classes}) that has labels. A class without an
+    image counts as one, so that its log stays finite."""
+    shares = []
+    for task, classes in tasks.items():
+        labels = crops.labels(task)
+        labels = labels[labels >= 0]
+        if len(labels):
+            counts = np.maximum(np.bincount(labels, minlength=classes), 1)
+            shares.append((task, tuple(round(float(c), 5) for c in counts / counts.sum())))
+    return tuple(shares)
 
 
 def age_allowed(age_mask, groups):

@@ -24,10 +24,21 @@ class ModelConfig:
     age_bins: tuple = field(default=tuple((n, lo, hi) for n, lo, hi in AGE_BINS))
     dropout: float = 0.2
     test_flip: bool = False  # answer with the mean over the crops and their mirror images
+    # ((task, (share, ...)), ...): each class's share of the training data, recorded when the
+    # loss weighted the classes by inverse frequency. Such a model answers as if every class were
+    # equally common; adding log(share) to its logits gives back the odds of the data it learnt
+    # from (logit adjustment), where a photo library's smiles and neutral faces outnumber the rest.
+    class_shares: tuple = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; one of {', '.join(KINDS)}")
+
+    def log_shares(self):
+        """{task: tensor of log(share)} for the tasks whose shares are recorded."""
+        import torch
+
+        return {task: torch.tensor(shares).log() for task, shares in self.class_shares}
 
     @property
     def tasks(self):
@@ -40,6 +51,8 @@ class ModelConfig:
     def from_json(cls, text):
         values = json.loads(text)
         values.setdefault("test_flip", False)  # files written before the option existed
+        values["class_shares"] = tuple((task, tuple(shares))
+                                       for task, shares in values.get("class_shares", ()))
         for name in ("emotions", "age_groups"):
             values[name] = tuple(values[name])
         values["age_bins"] = tuple(tuple(b) for b in values["age_bins"])

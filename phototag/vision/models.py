@@ -252,21 +252,35 @@ BUILDERS = {"gated": GatedModel, "fusion": FusionModel, "caer": CAERNet}
 WITH_FACE_ENCODER = ("gated", "fusion")
 
 
-def predict(model, face, context, gate, gate_index=None, flip=False):
+def predict(model, face, context, gate, gate_index=None, flip=False, shares=True):
     """The model's answer; with ``flip``, the mean of its logits (and gates) on the crops and
-    on their mirror images, in one batch."""
+    on their mirror images, in one batch. With ``shares``, the log of each class's share of the
+    training data is added to the logits where the configuration records them (see
+    ``ModelConfig.class_shares``)."""
     if not flip:
-        return model(face, context, gate, gate_index)
-    n = len(face)
-    both = model(torch.cat([face, face.flip(-1)]), torch.cat([context, context.flip(-1)]),
-                 torch.cat([gate, gate.flip(-1)]),
-                 None if gate_index is None else torch.cat([gate_index, gate_index + len(gate)]))
+        output = model(face, context, gate, gate_index)
+    else:
+        n = len(face)
+        both = model(torch.cat([face, face.flip(-1)]), torch.cat([context, context.flip(-1)]),
+                     torch.cat([gate, gate.flip(-1)]),
+                     None if gate_index is None else torch.cat([gate_index, gate_index + len(gate)]))
 
-    def mean(values):
-        return None if values is None else {t: (v[:n] + v[n:]) / 2 for t, v in values.items()}
+        def mean(values):
+            return None if values is None else {t: (v[:n] + v[n:]) / 2 for t, v in values.items()}
 
-    return ModelOutput(mean(both.logits), mean(both.face_logits), mean(both.context_logits),
-                       mean(both.gates))
+        output = ModelOutput(mean(both.logits), mean(both.face_logits), mean(both.context_logits),
+                             mean(both.gates))
+    offsets = model.config.log_shares() if shares else {}
+    if not offsets:
+        return output
+
+    def adjusted(values):
+        if values is None:
+            return None
+        return {t: v + offsets[t].to(v) if t in offsets else v for t, v in values.items()}
+
+    return ModelOutput(adjusted(output.logits), adjusted(output.face_logits),
+                       adjusted(output.context_logits), output.gates)
 
 
 def build_model(config: ModelConfig, face_encoder=None):
