@@ -24,6 +24,11 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     assert config.kind == "gated"
     assert (config.face_backbone, config.context_backbone) == ("mobilenetv2", "facemesh")
     assert config.test_flip
+    # Trained with class-balancing loss weights: the answers add back each class's share.
+    shares = dict(config.class_shares)
+    assert set(shares) == {"emotion", "age"}
+    assert all(abs(sum(values) - 1) < 1e-3 for values in shares.values())
+    assert max(shares["emotion"]) == shares["emotion"][config.emotions.index("smile")]
     stages = [h["stage"] for h in info["history"]]
     assert info["epochs"] >= 3 and {"face", "context", "gate"} <= set(stages)
     assert "--init" in info["command"]  # on top of the earlier stages

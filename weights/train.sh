@@ -2,32 +2,43 @@
 # Trains the default weights on the data in ../shared and ships them only if they are better:
 # the `cpu` preset with MobileNetV2 (ImageNet, pretrained) as the face branch and FaceMesh's
 # pretrained trunk as the context branch and GatingNet, AdamW, the three stages of the original
-# design. The face stage runs two one-cycle schedules (6 epochs at a peak learning rate of
-# 5e-4, then 7 at 3e-4), as the shipped file was made. Each stage is resumable (rerun the script
-# after a stop and it continues from the last checkpoint). Two CPU cores: about 100 minutes.
-#   weights/train.sh                       # from the pretrained start
-#   INIT=weights/phototag-cpu.safetensors weights/train.sh   # one more face cycle on the shipped weights
+# design, as the shipped file was made: four one-cycle schedules of the face stage (6 epochs at a
+# peak learning rate of 5e-4, 7 at 3e-4, then a context and a gate epoch; then 10 at 2e-4 and 8
+# at 1.5e-4, then a context and a gate epoch again). Each step is resumable (rerun the script
+# after a stop and it continues from the last checkpoint). Two CPU cores: about three and a half
+# hours.
+#   weights/train.sh                                        # from the pretrained starts
+#   INIT=weights/phototag-cpu.safetensors weights/train.sh  # the last two face cycles, context
+#                                                           # and gate, on top of a trained file
 # The result replaces weights/phototag-cpu.safetensors (and its manifest line) only when it
 # scores better on the validation data (weights/promote.py says which and why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source weights/datasets.sh
 OUT=${PHOTOTAG_TRAIN_DIR:-build/train}
-FIRST_EPOCHS=${FIRST_EPOCHS:-6}
-SECOND_EPOCHS=${SECOND_EPOCHS:-7}
 mkdir -p "$OUT"
 common=(--task both --optimizer adamw "${DATASETS[@]}" --resume)
+
+context_and_gate() {  # context_and_gate SEED FACE_FILE NAME: a context epoch, a gate epoch
+  phototag train "${common[@]}" --seed "$1" --init "$2" --stage context --epochs 1 \
+    --out "$OUT/$3-context.safetensors"
+  phototag train "${common[@]}" --seed "$1" --init "$OUT/$3-context.safetensors" --stage gate \
+    --epochs 1 --fp16 --out "$OUT/$3.safetensors"
+}
+
 if [ -n "${INIT:-}" ]; then
-  face_start=(--init "$INIT")
+  start=$INIT
 else
   phototag train "${common[@]}" --seed 0 --preset cpu --face-backbone mobilenetv2 --lr 5e-4 \
-    --stage face --epochs "$FIRST_EPOCHS" --out "$OUT/stage1-face.safetensors"
-  face_start=(--init "$OUT/stage1-face.safetensors")
+    --stage face --epochs 6 --out "$OUT/stage1-face.safetensors"
+  phototag train "${common[@]}" --seed 1 --init "$OUT/stage1-face.safetensors" --lr 3e-4 \
+    --stage face --epochs 7 --out "$OUT/stage1b-face.safetensors"
+  context_and_gate 1 "$OUT/stage1b-face.safetensors" first  # the file shipped on 2026-11-29
+  start=$OUT/first.safetensors
 fi
-phototag train "${common[@]}" --seed 1 "${face_start[@]}" --lr 3e-4 --stage face \
-  --epochs "$SECOND_EPOCHS" --out "$OUT/stage1b-face.safetensors"
-phototag train "${common[@]}" --seed 1 --init "$OUT/stage1b-face.safetensors" --stage context \
-  --epochs 1 --out "$OUT/stage2-context.safetensors"
-phototag train "${common[@]}" --seed 1 --init "$OUT/stage2-context.safetensors" --stage gate \
-  --epochs 1 --fp16 --out "$OUT/candidate.safetensors"
+phototag train "${common[@]}" --seed 2 --init "$start" --lr 2e-4 --stage face --epochs 10 \
+  --out "$OUT/stage1c-face.safetensors"
+phototag train "${common[@]}" --seed 3 --init "$OUT/stage1c-face.safetensors" --lr 1.5e-4 \
+  --stage face --epochs 8 --out "$OUT/stage1d-face.safetensors"
+context_and_gate 3 "$OUT/stage1d-face.safetensors" candidate
 python weights/promote.py "$OUT/candidate.safetensors" weights/phototag-cpu.safetensors
