@@ -2,7 +2,7 @@
 over ../shared/data/photos/people (no labels; the question is whether every group people there
 belong to is answered at all), counted overall and by face size.
 
-    python bench/people_ages.py [--model FILE]
+    python bench/people_ages.py [--model FILE] [--no-class-shares]
 """
 
 import argparse
@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.class_shares import without_class_shares  # noqa: E402
 from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 
 SIZES = ((0, 24), (24, 48), (48, 96), (96, None))
@@ -24,10 +25,14 @@ SIZES = ((0, 24), (24, 48), (48, 96), (96, None))
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="weights file (default: the shipped weights)")
+    parser.add_argument("--no-class-shares", action="store_true",
+                        help="answer without the class shares the weights file records")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, PHOTOTAG_DB=str(Path(tmp) / "index.db"), PHOTOTAG_WEIGHTS=str(WEIGHTS))
         command = [sys.executable, "-m", "phototag", "index", "--quiet", str(PHOTOS / "people")]
+        if args.no_class_shares:
+            args.model = without_class_shares(args.model, Path(tmp) / "no-shares.safetensors")
         if args.model:
             command[4:4] = ["--model", args.model]
         subprocess.run(command, env=env, check=True)

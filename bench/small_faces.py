@@ -2,7 +2,7 @@
 pasted on blurred 320 x 240 scenes, then `phototag index` and `phototag search --format json`
 as a user runs them; the largest face of each photo is scored against the age in its name.
 
-    python bench/small_faces.py [--photos 150] [--model FILE] [--keep DIR]
+    python bench/small_faces.py [--photos 150] [--model FILE] [--no-class-shares] [--keep DIR]
 
 The chips are drawn from all of UTKFace (most of them were seen in training, at full size); the
 point is what the whole pipeline makes of a small face, against what `phototag eval
@@ -24,6 +24,7 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.class_shares import without_class_shares  # noqa: E402
 from bench.library import PHOTOS, SHARED, WEIGHTS  # noqa: E402
 from phototag.labels import age_group  # noqa: E402
 
@@ -46,6 +47,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=150)
     parser.add_argument("--model", help="weights file (default: the shipped weights)")
+    parser.add_argument("--no-class-shares", action="store_true",
+                        help="answer without the class shares the weights file records")
     parser.add_argument("--keep", help="folder for the generated photos and the index (reused)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,6 +61,8 @@ def main():
         (work / "index.db").unlink(missing_ok=True)
         env = dict(os.environ, PHOTOTAG_DB=str(work / "index.db"), PHOTOTAG_WEIGHTS=str(WEIGHTS))
         index = [sys.executable, "-m", "phototag", "index", "--quiet", str(library)]
+        if args.no_class_shares:
+            args.model = without_class_shares(args.model, Path(tmp) / "no-shares.safetensors")
         if args.model:
             index[4:4] = ["--model", args.model]
         subprocess.run(index, env=env, check=True)
