@@ -24,9 +24,12 @@ from phototag import pipeline  # noqa: E402
 from phototag.library import scan  # noqa: E402
 
 
+WORKING_SIZE = pipeline.IndexOptions.max_size  # an index run's default
+
+
 def decode_rate(library, shared):
     entries = [e for e in scan.walk([str(library)]).files if e.error is None]
-    loader = DataLoader(pipeline.PhotoFiles(entries, 1600, shared_memory=shared),
+    loader = DataLoader(pipeline.PhotoFiles(entries, WORKING_SIZE, shared_memory=shared),
                         batch_size=pipeline.default_batch_size(), num_workers=pipeline.default_workers(),
                         collate_fn=pipeline.keep_list)
     started = time.perf_counter()
@@ -39,7 +42,7 @@ def main():
     library = twelve_megapixel_library(args.photos, args.keep, "phototag-transfer-")
     room = pipeline.shared_memory_room
     print(f"{pipeline.default_workers()} decode workers; /dev/shm has room: "
-          f"{room(pipeline.default_workers(), pipeline.default_batch_size(), 1600)}")
+          f"{room(pipeline.default_workers(), pipeline.default_batch_size(), WORKING_SIZE)}")
     index_rate(library, True)  # warm-up: exports, page cache
     rates = {}
     for round_ in range(args.rounds):
