@@ -11,6 +11,7 @@ import os
 import sqlite3
 import stat
 import sys
+import time
 
 SCHEMA_VERSION = 3
 
@@ -123,11 +124,26 @@ def connect(path, readonly):
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 30000")
         if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            use_write_ahead_log(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         return conn
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a usable phototag index: {exc}") from None
+
+
+def use_write_ahead_log(conn, timeout=30.0):
+    """Switch the file to write-ahead logging. While another connection holds a file that is
+    still in rollback mode (writers opening an old index together), SQLite answers 'database
+    is locked' at once instead of waiting on busy_timeout: wait here, as busy_timeout would."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def schema_version(conn, path):
