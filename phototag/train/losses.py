@@ -5,13 +5,19 @@ import torch
 import torch.nn.functional as F
 
 
+def class_counts(crops, task, classes):
+    """Images per class among those labelled for ``task`` (a numpy array); None without labels."""
+    labels = crops.labels(task)
+    labels = labels[labels >= 0]
+    return np.bincount(labels, minlength=classes) if len(labels) else None
+
+
 def class_weights(crops, task, classes):
     """Inverse-frequency weights (mean 1 over the classes present); None without labels."""
-    labels = torch.from_numpy(crops.labels(task))
-    labels = labels[labels >= 0]
-    if not len(labels):
+    counts = class_counts(crops, task, classes)
+    if counts is None:
         return None
-    counts = torch.bincount(labels, minlength=classes).float()
+    counts = torch.from_numpy(counts).float()
     return torch.where(counts > 0, counts.sum() / (classes * counts.clamp_min(1)), torch.zeros(()))
 
 
@@ -21,10 +27,9 @@ def class_shares(crops, tasks):
     image counts as one, so that its log stays finite."""
     shares = []
     for task, classes in tasks.items():
-        labels = crops.labels(task)
-        labels = labels[labels >= 0]
-        if len(labels):
-            counts = np.maximum(np.bincount(labels, minlength=classes), 1)
+        counts = class_counts(crops, task, classes)
+        if counts is not None:
+            counts = np.maximum(counts, 1)
             shares.append((task, tuple(round(float(c), 5) for c in counts / counts.sum())))
     return tuple(shares)
 
