@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SHIPPED = ROOT / "weights" / "phototag-cpu.safetensors"
+from bench.library import SHIPPED  # noqa: E402
 
 
 def without_class_shares(weights, out):

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from phototag.vision.weightsfile import read_metadata
+
 from conftest import SHARED, copy_photos, db_rows, needs_shared, run_phototag
 
 DATA = SHARED / "data"
@@ -67,18 +69,11 @@ def test_class_weighted_training_records_the_class_shares_and_unweighted_does_no
               "--data", f"emotion:{three_classes(tmp_path, 'train')}", "--data", f"emotion:{smiles}"]
     run_phototag(tmp_path, "train", *common, "--out", tmp_path / "weighted.safetensors")
     run_phototag(tmp_path, "train", *common, "--balance", "none", "--out", tmp_path / "plain.safetensors")
-    shares = dict(json.loads(load_config(tmp_path / "weighted.safetensors"))["class_shares"])["emotion"]
+    shares = dict(read_metadata(tmp_path / "weighted.safetensors")[0].class_shares)["emotion"]
     # 16 smiles, 8 sad and 8 surprise of 32 (less the held-out tenth); the other classes count as one
     assert shares[0] > 0.4 and 0.15 < shares[1] < 0.3 and shares[2] < 0.05
     assert abs(sum(shares) - 1) < 1e-3 and shares[0] > shares[4] > shares[3]
-    assert json.loads(load_config(tmp_path / "plain.safetensors"))["class_shares"] == []
-
-
-def load_config(path):
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return f.metadata()["config"]
+    assert read_metadata(tmp_path / "plain.safetensors")[0].class_shares == ()
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
