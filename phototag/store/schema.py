@@ -14,6 +14,7 @@ import sys
 import time
 
 SCHEMA_VERSION = 3
+BUSY_SECONDS = 30  # how long a connection waits for another that holds the file
 
 MIGRATIONS = {
     1: [
@@ -115,14 +116,15 @@ def connect(path, readonly):
             if not os.path.exists(path):
                 raise StoreError(f"no index at {path}; run `phototag index PATH` first")
             uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None,
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_SECONDS, isolation_level=None,
                                    check_same_thread=False)
         else:
             create_private(path)
             # An index run writes from its writer thread, one thread at a time.
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None,
+                                   check_same_thread=False)
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
         if not readonly:
             use_write_ahead_log(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -131,11 +133,11 @@ def connect(path, readonly):
         raise StoreError(f"{path} is not a usable phototag index: {exc}") from None
 
 
-def use_write_ahead_log(conn, timeout=30.0):
+def use_write_ahead_log(conn):
     """Switch the file to write-ahead logging. While another connection holds a file that is
     still in rollback mode (writers opening an old index together), SQLite answers 'database
     is locked' at once instead of waiting on busy_timeout: wait here, as busy_timeout would."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + BUSY_SECONDS
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
