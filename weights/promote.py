@@ -29,7 +29,9 @@ MARGIN = 0.005  # of the mean accuracy: half a point
 
 def score(weights):
     def accuracy(task, *data):
-        out = subprocess.run(["phototag", "eval", str(weights), "--task", task, "--json", *data],
+        # The interpreter running this script, so that an unactivated virtual environment works.
+        out = subprocess.run([sys.executable, "-m", "phototag", "eval", str(weights), "--task", task,
+                              "--json", *data],
                              check=True, capture_output=True, text=True).stdout
         return json.loads(out)[task]["accuracy"]
 
