@@ -9,6 +9,7 @@ or SIGTERM after finishing the batch in hand.
 import csv
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -445,11 +446,22 @@ def _printable(result):
     return {**result, "path": printable_path(result["path"])}
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(value, **options):
+    """JSON that any reader takes, with paths as Python names them: a byte of a file name that
+    is not UTF-8 comes as a \\udcXX escape (os.fsdecode's surrogateescape), so that
+    ``os.fsencode(json.loads(text)["path"])`` gives the name's bytes back."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def _write_json(results):
     first = True
     for result in results:
         sys.stdout.write("[\n  " if first else ",\n  ")
-        sys.stdout.write(json.dumps(_printable(result), ensure_ascii=False))
+        sys.stdout.write(json_text(result))
         first = False
     if not first:
         sys.stdout.write("\n]\n")
@@ -508,8 +520,8 @@ def stats(db, as_json, show_errors):
         store.close()
     if as_json:
         if show_errors:
-            numbers["error_list"] = [{"path": printable_path(p), "error": e} for p, e in errors]
-        click.echo(json.dumps(numbers, indent=2))
+            numbers["error_list"] = [{"path": p, "error": e} for p, e in errors]
+        click.echo(json_text(numbers, indent=2))
         return
     click.echo(f"index      {db}")
     click.echo(f"photos     {numbers['photos']} ({numbers['done']} done, {numbers['errors']} errors, "
@@ -541,10 +553,10 @@ def show(path, db, as_json):
         store.close()
     if photo is None:
         fail(f"{path} is not in the index")
-    photo["path"] = printable_path(photo["path"])
     if as_json:
-        click.echo(json.dumps(photo, indent=2, ensure_ascii=False))
+        click.echo(json_text(photo, indent=2))
         return
+    photo["path"] = printable_path(photo["path"])
     if photo.get("orientation_source") == "sidecar":
         photo["orientation"] = f"{photo['orientation']} (from its XMP sidecar: the photo has none)"
     for key in ("path", "status", "error", "width", "height", "orientation", "taken_at", "camera",

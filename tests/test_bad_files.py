@@ -1,5 +1,6 @@
 """Every kind of bad file gets an error row with its reason, and the run goes on."""
 
+import json
 import os
 import shutil
 import struct
@@ -75,8 +76,14 @@ def test_bad_files_are_recorded_and_the_run_goes_on(tmp_path, db_path, bad_libra
     # A valid photo whose name is not UTF-8 is indexed like any other, its path kept exactly.
     assert rows["caf\udce9-latin1.jpg"] == ("done", None, rows["good.jpg"][2])
     assert len(rows) == len(EXPECTED) + 2  # the folder loop added nothing
+    latin1 = os.path.join(os.fsencode(bad_library), b"caf\xe9-latin1.jpg")
     listed = run_phototag(tmp_path, "search", "-0").stdout
-    assert os.path.join(os.fsencode(bad_library), b"caf\xe9-latin1.jpg") in os.fsencode(listed).split(b"\0")
+    assert latin1 in os.fsencode(listed).split(b"\0")
+    # JSON gives the name as os.fsdecode does (\udce9), so that os.fsencode gets the bytes back.
+    answered = json.loads(run_phototag(tmp_path, "search", "--format", "json").stdout)
+    assert latin1 in {os.fsencode(face["path"]) for face in answered}
+    failed = json.loads(run_phototag(tmp_path, "stats", "--json", "--errors").stdout)["error_list"]
+    assert os.path.join(os.fsencode(bad_library), b"bad\xff.jpg") in {os.fsencode(e["path"]) for e in failed}
 
 
 def test_errors_are_retried_only_when_changed_or_asked(tmp_path, db_path, bad_library):
