@@ -267,3 +267,42 @@ def test_sam_step_with_a_closure_is_the_same_two_pass_step_not_a_plain_step():
     for a, b, c in zip(explicit.parameters(), usual.parameters(), plain.parameters()):
         assert torch.allclose(a, b, atol=1e-7)
     assert any(not torch.allclose(b, c, atol=1e-4) for b, c in zip(usual.parameters(), plain.parameters()))
+
+
+PER_TASK = dataclasses.replace(TINY, face_backbone_per_task=True)
+
+
+def test_a_face_backbone_per_task_answers_each_task_from_its_own_backbone(tmp_path):
+    from phototag.train.join import join_face_branches
+
+    torch.manual_seed(0)
+    for_emotion, for_age = build_model(TINY).eval(), build_model(TINY).eval()
+    joined = join_face_branches(for_emotion, for_age)
+    assert joined.config == PER_TASK
+    inputs = crops(3)
+    out = joined(*inputs)
+    assert torch.allclose(out.face_logits["emotion"], for_emotion(*inputs).face_logits["emotion"], atol=1e-6)
+    assert torch.allclose(out.face_logits["age"], for_age(*inputs).face_logits["age"], atol=1e-6)
+    assert not torch.allclose(out.face_logits["emotion"], for_age(*inputs).face_logits["emotion"], atol=1e-3)
+    assert torch.allclose(out.logits["age"], for_age(*inputs).logits["age"], atol=1e-6)
+    loaded, _ = load_weights(save_weights(joined, tmp_path / "joined.safetensors"))
+    assert loaded.config == PER_TASK
+    assert torch.allclose(loaded(*inputs).logits["emotion"], out.logits["emotion"], atol=1e-6)
+    with pytest.raises(ValueError, match="one face backbone"):
+        join_face_branches(joined, for_age)
+    with pytest.raises(ValueError, match="gated models"):
+        dataclasses.replace(PER_TASK, kind="caer")
+
+
+def test_the_face_stage_trains_only_the_backbones_of_the_tasks_it_has_labels_for(tmp_path):
+    train_set, val_set = synthetic_sets(tmp_path, "face")  # emotion labels only
+    torch.manual_seed(0)
+    model = build_model(PER_TASK)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, train_set, val_set, TrainOptions(stage="face", epochs=1, batch_size=32, optimizer="adamw"),
+          report=lambda line: None)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+    assert any(k.startswith("face_encoder.encoders.emotion.") and "running_mean" in k for k in changed)
+    assert any(k.startswith("face_heads.heads.emotion.") for k in changed)
+    emotion_only = ("face_encoder.encoders.emotion.", "face_heads.heads.emotion.")
+    assert all(k.startswith(emotion_only) for k in changed), sorted(k for k in changed if "emotion" not in k)[:5]

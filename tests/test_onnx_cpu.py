@@ -86,3 +86,25 @@ def test_a_tagger_whose_face_backbone_export_is_cached_imports_no_timm(tmp_path)
     env = phototag_env(tmp_path)  # its cache holds the session's exports (tests/conftest.py)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_face_backbone_per_task_goes_to_onnx_runtime_as_one_network(tmp_path):
+    """Both backbones in one export, their features side by side: the heads read the same."""
+    import dataclasses
+
+    from phototag.vision.config import PRESETS
+    from phototag.vision.models import build_model
+    from phototag.vision.weightsfile import load_weights, save_weights
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["tiny"], face_backbone_per_task=True)
+    path = save_weights(build_model(config), tmp_path / "per-task.safetensors", info={"epochs": 1})
+    model, _ = load_weights(path)
+    encoder = onnx_cpu.OnnxFaceEncoder.export(model.face_encoder, config.face_size, path, tmp_path)
+    assert encoder.features == model.face_encoder.features == 2 * model.face_heads.heads["age"].in_features
+    on_onnx, _ = load_weights(path, face_encoder=encoder)
+    faces = torch.rand(5, 3, config.face_size, config.face_size)
+    with torch.no_grad():
+        expected, ours = model.face_branch(faces), on_onnx.face_branch(faces)
+    for task in ("emotion", "age"):
+        assert torch.allclose(ours[task], expected[task], atol=1e-4)

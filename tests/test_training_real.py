@@ -132,6 +132,26 @@ def test_a_run_from_init_may_go_on_at_a_larger_face_size(tmp_path, trained):
     assert [h["stage"] for h in info["history"]][-1] == "face" and info["earlier_commands"]
 
 
+def test_a_face_backbone_per_task_from_init_trains_only_the_task_given(tmp_path, trained):
+    import torch
+
+    from phototag.vision.weightsfile import load_weights
+
+    out = tmp_path / "per-task.safetensors"
+    run_phototag(tmp_path, "train", "--init", trained, "--face-backbone-per-task", "--stage", "face",
+                 "--epochs", "1", "--task", "emotion", "--limit-per-class", "4", "--batch-size", "16",
+                 "--optimizer", "adamw", "--data", f"emotion:{FER / 'train'}", "--out", out)
+    before, _ = load_weights(trained)
+    after, _ = load_weights(out)
+    assert after.config.face_backbone_per_task and not before.config.face_backbone_per_task
+    shared = before.face_encoder.state_dict()
+    for task, should_change in (("emotion", True), ("age", False)):
+        own = after.face_encoder.encoders[task].state_dict()
+        assert own.keys() == shared.keys()
+        changed = [k for k in own if not torch.equal(own[k], shared[k])]
+        assert bool(changed) == should_change, (task, changed[:3])
+
+
 def test_faces_only_turns_tagging_off(tmp_path):
     lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
     result = run_phototag(tmp_path, "index", "--faces-only", lib)

@@ -121,6 +121,10 @@ def _device(name):
                                       "weights (overrides the preset).")
 @click.option("--context-backbone", help="Backbone of the context branch and GatingNet, as "
                                          "--face-backbone.")
+@click.option("--face-backbone-per-task", "per_task", is_flag=True,
+              help="A face backbone of its own for emotion and for age (gated models; twice the "
+                   "face branch's cost). With --init of a file with one, each task starts from "
+                   "a copy of it.")
 @click.option("--face-size", type=click.IntRange(16), help="Aligned face crop side, pixels.")
 @click.option("--context-size", type=click.IntRange(16), help="Context crop side, pixels.")
 @click.option("--context-scale", type=click.FloatRange(0),
@@ -165,7 +169,7 @@ def _device(name):
               help="Where the RetinaFace weights are (faces of the training images are located "
                    "with it, and cut once into ~/.cache/phototag/crops).")
 def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, context_backbone,
-          face_size, context_size, context_scale, scratch, pretrained_dir, stage, task, optimizer,
+          per_task, face_size, context_size, context_scale, scratch, pretrained_dir, stage, task, optimizer,
           rho, adaptive, lr, epochs, batch_size, balance, label_smoothing, no_augment,
           limit_per_class, seed, device, init, fp16, resume, weights_dir):
     """Train an emotion/age model and write its weights.
@@ -180,6 +184,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     from ..weights import WeightsError
     from .losses import class_shares
     from .loop import TrainOptions, seed_everything, train as run_training
+    from .join import join_face_branches
     from .pretrained import initialise
 
     keep_freed_memory()
@@ -196,12 +201,16 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
                      if v is not None}
             if sizes:
                 model.config = dataclasses.replace(model.config, **sizes)
+            if per_task and not model.config.face_backbone_per_task:
+                model = join_face_branches(model, model)
             config = model.config
         else:
             changes = {k: v for k, v in dict(kind=kind, face_backbone=face_backbone,
                                              context_backbone=context_backbone, face_size=face_size,
                                              context_size=context_size,
                                              context_scale=context_scale).items() if v is not None}
+            if per_task:
+                changes["face_backbone_per_task"] = True
             config = dataclasses.replace(PRESETS[preset], **changes)
             try:
                 model = build_model(config)

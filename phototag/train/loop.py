@@ -72,14 +72,18 @@ STAGE_OWNERS = {"face": ["face_encoder", "face_heads"], "context": ["context_enc
                 "gate": ["gate_head"]}
 
 
-def set_stage_mode(model, stage):
+def set_stage_mode(model, stage, tasks=None):
     """Train mode for what the stage trains; everything else frozen, in eval mode (batch-norm
-    statistics included), so a stage changes nothing it does not own. Returns its parameters."""
+    statistics included), so a stage changes nothing it does not own. Returns its parameters.
+    With a face backbone per task, the face stage owns only the backbones of ``tasks`` (those
+    with labels): another task's backbone would see faces it has no labels for."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     owners = STAGE_OWNERS.get(stage)
     modules = [getattr(model, name) for name in owners] if owners else [model]
+    if stage == "face" and getattr(model.config, "face_backbone_per_task", False) and tasks:
+        modules = [model.face_encoder.encoders[task] for task in tasks] + [model.face_heads]
     for module in modules:
         module.train()
         for p in module.parameters():
@@ -185,7 +189,7 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
     if options.balance == "loss":
         weights = {t: w.to(device) for t in tasks
                    if (w := class_weights(train_set, t, model.config.tasks[t])) is not None}
-    params = set_stage_mode(model, stage)
+    params = set_stage_mode(model, stage, tasks)
     optimizer = make_optimizer(params, options)
     batch_size = min(options.batch_size, len(train_set))
     # Batch norm cannot train on a batch of one: a last, incomplete batch is dropped.
@@ -198,7 +202,7 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
     size = model.config.face_size
     for epoch in range(start_epoch, options.epochs):
         started = time.monotonic()
-        set_stage_mode(model, stage)
+        set_stage_mode(model, stage, tasks)
         order = epoch_order(len(train_set), options.seed, epoch)[: steps_per_epoch * batch_size]
         generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
         seed_everything(options.seed * 1_000_003 + epoch)  # dropout

@@ -81,7 +81,8 @@ def initialise(model, folder=None, report=print):
         if encoder is None or name not in SOURCES:
             continue
         state = trunk_state(name, folder)
-        encoder.backbone.load_state_dict(state, strict=True)
+        for each in getattr(encoder, "encoders", {"": encoder}).values():  # one per task, or one
+            each.backbone.load_state_dict(state, strict=True)
         done.append(f"{encoder_name.replace('_encoder', '')}: {name} ({SOURCES[name]})")
     for line in done:
         report(f"pretrained start: {line}")

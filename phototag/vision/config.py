@@ -29,10 +29,15 @@ class ModelConfig:
     # equally common; adding log(share) to its logits gives back the odds of the data it learnt
     # from (logit adjustment), where a photo library's smiles and neutral faces outnumber the rest.
     class_shares: tuple = ()
+    # A face backbone of its own for each task (gated models): emotion and age then stop
+    # competing for one network's features, and the face branch costs one backbone per task.
+    face_backbone_per_task: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; one of {', '.join(KINDS)}")
+        if self.face_backbone_per_task and self.kind != "gated":
+            raise ValueError(f"a face backbone per task is for gated models, not {self.kind!r}")
 
     def log_shares(self):
         """{task: tensor of log(share)} for the tasks whose shares are recorded."""
@@ -50,7 +55,8 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text):
         values = json.loads(text)
-        values.setdefault("test_flip", False)  # files written before the option existed
+        values.setdefault("test_flip", False)  # files written before the options existed
+        values.setdefault("face_backbone_per_task", False)
         values["class_shares"] = tuple((task, tuple(shares))
                                        for task, shares in values.get("class_shares", ()))
         for name in ("emotions", "age_groups"):

@@ -56,15 +56,21 @@ class SpatialAttention(nn.Module):
 
 
 class TaskHeads(nn.Module):
-    """One linear classifier per task on a shared feature vector."""
+    """One linear classifier per task on a shared feature vector, or, with ``split``, each on
+    its own equal part of it, in task order (``PerTaskFaceEncoder``'s features side by side)."""
 
-    def __init__(self, features, tasks, dropout):
+    def __init__(self, features, tasks, dropout, split=False):
         super().__init__()
+        self.split = split
+        width = features // len(tasks) if split else features
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({task: nn.Linear(features, n) for task, n in tasks.items()})
+        self.heads = nn.ModuleDict({task: nn.Linear(width, n) for task, n in tasks.items()})
 
     def forward(self, x):
         x = self.dropout(x)
+        if self.split:
+            parts = x.chunk(len(self.heads), dim=1)
+            return {task: head(part) for (task, head), part in zip(self.heads.items(), parts)}
         return {task: head(x) for task, head in self.heads.items()}
 
 
@@ -101,6 +107,25 @@ class FaceEncoder(nn.Module):
 
     def forward(self, face):
         return self.backbone(self.normalise(face))
+
+
+class PerTaskFaceEncoder(nn.Module):
+    """One face backbone per task, their pooled features side by side in task order: to the
+    rest of the model (and to ONNX Runtime) it is one encoder with one output."""
+
+    def __init__(self, name, size, tasks):
+        super().__init__()
+        self.encoders = nn.ModuleDict({task: FaceEncoder(name, size) for task in tasks})
+        self.features = sum(encoder.features for encoder in self.encoders.values())
+
+    def forward(self, face):
+        return torch.cat([encoder(face) for encoder in self.encoders.values()], dim=1)
+
+
+def face_encoder_for(config):
+    if config.face_backbone_per_task:
+        return PerTaskFaceEncoder(config.face_backbone, config.face_size, config.tasks)
+    return FaceEncoder(config.face_backbone, config.face_size)
 
 
 class ContextEncoder(nn.Module):
@@ -142,8 +167,9 @@ class GatedModel(nn.Module):
     def __init__(self, config, face_encoder=None):
         super().__init__()
         self.config = config
-        self.face_encoder = face_encoder or FaceEncoder(config.face_backbone, config.face_size)
-        self.face_heads = TaskHeads(self.face_encoder.features, config.tasks, config.dropout)
+        self.face_encoder = face_encoder or face_encoder_for(config)
+        self.face_heads = TaskHeads(self.face_encoder.features, config.tasks, config.dropout,
+                                    split=config.face_backbone_per_task)
         self.context_encoder = ContextEncoder(config.context_backbone, config.context_size)
         self.context_heads = TaskHeads(self.context_encoder.features, config.tasks, config.dropout)
         self.gate_head = GatingHead(self.context_encoder.features, config.tasks, dropout=config.dropout)
