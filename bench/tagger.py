@@ -5,6 +5,7 @@ numeric mode, in one run.
     python bench/tagger.py [--presets cpu,scratch-cpu,original] [--face-size PX] [--faces 256]
     python bench/tagger.py --presets cpu,cpu:mobilenetv2 --float32-only
     python bench/tagger.py --presets cpu:mobilenetv2,cpu --float32-only --onnx-face
+    python bench/tagger.py --presets cpu:mobilenetv2,cpu:mobilenetv2:per-task --float32-only
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
 the index run's batches. Rows: the `cpu` preset (FaceMesh trunks; `cpu:mobilenetv2` is what
@@ -12,8 +13,9 @@ ships), the earlier
 `scratch-cpu` preset (ResNet-18s at 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at
 224 px), each in float32 and with bfloat16 autocast, with and without the mirror test-time pass.
 --face-size overrides each preset's face crop size; PRESET:BACKBONE swaps the face branch's
-backbone. Weights are random (speed does not depend on training). On the CPU the face branch's
-backbone runs through ONNX Runtime, as in an index run; --onnx-face also times it in PyTorch.
+backbone, PRESET:BACKBONE:per-task gives each task a face backbone of its own. Weights are
+random (speed does not depend on training). On the CPU the face branch's backbone runs through
+ONNX Runtime, as in an index run; --onnx-face also times it in PyTorch.
 """
 
 import argparse
@@ -86,12 +88,14 @@ def main():
         for preset in args.presets.split(","):
             for flip in (False, True):
                 name, _, face_backbone = preset.partition(":")
-                config = dataclasses.replace(PRESETS[name], test_flip=flip)
+                face_backbone, _, variant = face_backbone.partition(":")
+                config = dataclasses.replace(PRESETS[name], test_flip=flip,
+                                             face_backbone_per_task=variant == "per-task")
                 if face_backbone:
                     config = dataclasses.replace(config, face_backbone=face_backbone)
                 if args.face_size:
                     config = dataclasses.replace(config, face_size=args.face_size)
-                path = Path(tmp) / f"{name}-{face_backbone}-{flip}.safetensors"
+                path = Path(tmp) / f"{name}-{face_backbone}-{variant}-{flip}.safetensors"
                 save_weights(build_model(config), path, info={"epochs": 0, "benchmark": True})
                 tagger = AttributeTagger(path, allow_untrained=True)
                 for autocast in (False,) if args.float32_only else (False, True):

@@ -285,6 +285,10 @@ def test_a_face_backbone_per_task_answers_each_task_from_its_own_backbone(tmp_pa
     assert torch.allclose(out.face_logits["age"], for_age(*inputs).face_logits["age"], atol=1e-6)
     assert not torch.allclose(out.face_logits["emotion"], for_age(*inputs).face_logits["emotion"], atol=1e-3)
     assert torch.allclose(out.logits["age"], for_age(*inputs).logits["age"], atol=1e-6)
+    for_context = build_model(TINY).eval()
+    with_context = join_face_branches(for_emotion, for_age, for_context)(*inputs)
+    assert torch.allclose(with_context.context_logits["age"], for_context(*inputs).context_logits["age"])
+    assert torch.allclose(with_context.face_logits["age"], out.face_logits["age"])
     loaded, _ = load_weights(save_weights(joined, tmp_path / "joined.safetensors"))
     assert loaded.config == PER_TASK
     assert torch.allclose(loaded(*inputs).logits["emotion"], out.logits["emotion"], atol=1e-6)
