@@ -3,12 +3,14 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from phototag.vision.weightsfile import read_metadata
 
-from conftest import SHARED, copy_photos, db_rows, needs_shared, run_phototag
+from conftest import ROOT, SHARED, copy_photos, db_rows, needs_shared, run_phototag
 
 DATA = SHARED / "data"
 FER = DATA / "emotion" / "fer2013"
@@ -150,6 +152,20 @@ def test_a_face_backbone_per_task_from_init_trains_only_the_task_given(tmp_path,
         assert own.keys() == shared.keys()
         changed = [k for k in own if not torch.equal(own[k], shared[k])]
         assert bool(changed) == should_change, (task, changed[:3])
+
+
+def test_joined_face_branches_train_on_and_keep_the_record_of_the_join(tmp_path, trained):
+    joined = tmp_path / "joined.safetensors"
+    subprocess.run([sys.executable, ROOT / "weights" / "join_face_branches.py", "--emotion", trained,
+                    "--age", trained, joined], check=True, capture_output=True)
+    out = tmp_path / "gated.safetensors"
+    run_phototag(tmp_path, "train", "--init", joined, "--stage", "gate", "--epochs", "1",
+                 "--limit-per-class", "4", "--batch-size", "16", "--optimizer", "adamw",
+                 "--data", f"emotion:{FER / 'train'}", "--data", f"age:{UTK}", "--out", out)
+    config, info = read_metadata(out)
+    assert config.face_backbone_per_task
+    assert set(info["joined"]) == {"emotion", "age", "context"}
+    assert info["earlier_commands"][-1].startswith("python weights/join_face_branches.py")
 
 
 def test_faces_only_turns_tagging_off(tmp_path):

@@ -4,12 +4,14 @@
 # pretrained trunk as the context branch and GatingNet, AdamW, the three stages of the original
 # design, as the shipped file was made: four one-cycle schedules of the face stage (6 epochs at a
 # peak learning rate of 5e-4, 7 at 3e-4, then a context and a gate epoch; then 10 at 2e-4 and 8
-# at 1.5e-4, then a context and a gate epoch again). Each step is resumable (rerun the script
-# after a stop and it continues from the last checkpoint). Two CPU cores: about three and a half
-# hours.
+# at 1.5e-4, then a context and a gate epoch again). Then emotion gets a face backbone of its
+# own: the face stage trained on emotion labels alone (3 epochs at 1e-4, then 4 more), joined
+# with the age face branch, context branch and gates of the file before
+# (weights/join_face_branches.py), and a gate epoch on top. Each step is resumable (rerun the
+# script after a stop and it continues from the last checkpoint). Two CPU cores: about four hours.
 #   weights/train.sh                                        # from the pretrained starts
-#   INIT=weights/phototag-cpu.safetensors weights/train.sh  # the last two face cycles, context
-#                                                           # and gate, on top of a trained file
+#   INIT=FILE weights/train.sh   # only the last part, on top of a trained file with one face
+#                                # backbone (e.g. git show 4b0484b:weights/phototag-cpu.safetensors)
 # The result replaces weights/phototag-cpu.safetensors (and its manifest line) only when it
 # scores better on the validation data (weights/promote.py says which and why).
 set -euo pipefail
@@ -27,18 +29,30 @@ context_and_gate() {  # context_and_gate SEED FACE_FILE NAME: a context epoch, a
 }
 
 if [ -n "${INIT:-}" ]; then
-  start=$INIT
+  face=$INIT
+  single=$INIT
 else
   phototag train "${common[@]}" --seed 0 --preset cpu --face-backbone mobilenetv2 --lr 5e-4 \
     --stage face --epochs 6 --out "$OUT/stage1-face.safetensors"
   phototag train "${common[@]}" --seed 1 --init "$OUT/stage1-face.safetensors" --lr 3e-4 \
     --stage face --epochs 7 --out "$OUT/stage1b-face.safetensors"
   context_and_gate 1 "$OUT/stage1b-face.safetensors" first  # the file shipped on 2026-11-29
-  start=$OUT/first.safetensors
+  phototag train "${common[@]}" --seed 2 --init "$OUT/first.safetensors" --lr 2e-4 --stage face \
+    --epochs 10 --out "$OUT/stage1c-face.safetensors"
+  phototag train "${common[@]}" --seed 3 --init "$OUT/stage1c-face.safetensors" --lr 1.5e-4 \
+    --stage face --epochs 8 --out "$OUT/stage1d-face.safetensors"
+  context_and_gate 3 "$OUT/stage1d-face.safetensors" single  # the file shipped on 2026-11-30
+  face=$OUT/stage1d-face.safetensors
+  single=$OUT/single.safetensors
 fi
-phototag train "${common[@]}" --seed 2 --init "$start" --lr 2e-4 --stage face --epochs 10 \
-  --out "$OUT/stage1c-face.safetensors"
-phototag train "${common[@]}" --seed 3 --init "$OUT/stage1c-face.safetensors" --lr 1.5e-4 \
-  --stage face --epochs 8 --out "$OUT/stage1d-face.safetensors"
-context_and_gate 3 "$OUT/stage1d-face.safetensors" candidate
+# Emotion's own face backbone: the age labels no longer pull the features their way.
+emotion_only=(--task emotion --optimizer adamw "${DATASETS[@]}" --resume --stage face --lr 1e-4)
+phototag train "${emotion_only[@]}" --seed 11 --init "$face" --epochs 3 \
+  --out "$OUT/stage1e-emotion.safetensors"
+phototag train "${emotion_only[@]}" --seed 12 --init "$OUT/stage1e-emotion.safetensors" --epochs 4 \
+  --out "$OUT/stage1f-emotion.safetensors"
+python weights/join_face_branches.py --emotion "$OUT/stage1f-emotion.safetensors" --age "$single" \
+  "$OUT/joined.safetensors"
+phototag train "${common[@]}" --seed 13 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
+  --fp16 --out "$OUT/candidate.safetensors"
 python weights/promote.py "$OUT/candidate.safetensors" weights/phototag-cpu.safetensors

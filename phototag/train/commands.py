@@ -257,6 +257,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
         "val": list(val),
         "holdout": holdout,
         "history": earlier.get("history", []) + [dataclasses.asdict(h) for h in history],
+        **({"joined": earlier["joined"]} if "joined" in earlier else {}),  # join_face_branches.py
     }
     save_weights(model, out, info=info, half=fp16)
     Path(f"{out}.json").write_text(json.dumps(info, indent=2))
