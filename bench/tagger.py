@@ -8,10 +8,10 @@ numeric mode, in one run.
     python bench/tagger.py --presets cpu:mobilenetv2,cpu:mobilenetv2:per-task --float32-only
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
-the index run's batches. Rows: the `cpu` preset (FaceMesh trunks; `cpu:mobilenetv2` is what
-ships), the earlier
-`scratch-cpu` preset (ResNet-18s at 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at
-224 px), each in float32 and with bfloat16 autocast, with and without the mirror test-time pass.
+the index run's batches. Rows: the `cpu` preset (FaceMesh trunks;
+`cpu:mobilenetv2:per-task` is what ships), the earlier `scratch-cpu` preset (ResNet-18s at
+64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at 224 px), each in float32 and with
+bfloat16 autocast, with and without the mirror test-time pass.
 --face-size overrides each preset's face crop size; PRESET:BACKBONE swaps the face branch's
 backbone, PRESET:BACKBONE:per-task gives each task a face backbone of its own. Weights are
 random (speed does not depend on training). On the CPU the face branch's backbone runs through

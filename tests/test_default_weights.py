@@ -23,7 +23,7 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     config, info = read_metadata(SHIPPED)
     assert config.kind == "gated"
     assert (config.face_backbone, config.context_backbone) == ("mobilenetv2", "facemesh")
-    assert config.test_flip
+    assert config.test_flip and config.face_backbone_per_task  # emotion's face backbone is its own
     # Trained with class-balancing loss weights: the answers add back each class's share.
     shares = dict(config.class_shares)
     assert set(shares) == {"emotion", "age"}
@@ -34,7 +34,8 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     assert "--init" in info["command"]  # on top of the earlier stages
     # The whole chain is recorded: the face, context and gate stages at least, each a command.
     assert len(info["earlier_commands"]) >= 2
-    assert all(command.startswith("phototag train") for command in info["earlier_commands"])
+    assert all(command.startswith(("phototag train", "python weights/join_face_branches.py"))
+               for command in info["earlier_commands"])
     assert info["pretrained"] == ["face: mobilenetv2 (mobilenet_v2_1.0_224_quant.tflite)",
                                   "context: facemesh (facemesh_landmark.pth)"]
     with safe_open(str(SHIPPED), framework="pt") as f:
