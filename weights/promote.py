@@ -73,4 +73,13 @@ def main(candidate, shipped=ROOT / "weights" / "phototag-cpu.safetensors"):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("candidate", help="the newly trained weights file")
+    parser.add_argument("shipped", nargs="?", default=ROOT / "weights" / "phototag-cpu.safetensors",
+                        help="the file it may replace [default: weights/phototag-cpu.safetensors]")
+    arguments = parser.parse_args()
+    if not Path(arguments.candidate).is_file():
+        parser.error(f"no such weights file: {arguments.candidate}")
+    sys.exit(main(arguments.candidate, arguments.shipped))
