@@ -82,7 +82,7 @@ def set_stage_mode(model, stage, tasks=None):
         p.requires_grad_(False)
     owners = STAGE_OWNERS.get(stage)
     modules = [getattr(model, name) for name in owners] if owners else [model]
-    if stage == "face" and getattr(model.config, "face_backbone_per_task", False) and tasks:
+    if stage == "face" and model.config.face_backbone_per_task and tasks:
         modules = [model.face_encoder.encoders[task] for task in tasks] + [model.face_heads]
     for module in modules:
         module.train()
