@@ -68,6 +68,17 @@ def rate(tagger, photos, faces, autocast, runs=5):
     return faces / best
 
 
+def parse_preset(text):
+    """PRESET[:BACKBONE[:per-task]] as (preset, backbone or "", variant or "")."""
+    name, _, rest = text.partition(":")
+    face_backbone, _, variant = rest.partition(":")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} in {text!r}: one of {', '.join(PRESETS)}")
+    if variant not in ("", "per-task"):
+        raise ValueError(f"unknown variant {variant!r} in {text!r}: only per-task")
+    return name, face_backbone, variant
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=int, default=256, help="about this many faces")
@@ -79,16 +90,18 @@ def main():
                         help="also the face branch's backbone in PyTorch, against ONNX Runtime "
                              "(what an index run uses on the CPU), mirror pass on, float32")
     args = parser.parse_args()
+    try:
+        presets = [parse_preset(preset) for preset in args.presets.split(",")]
+    except ValueError as exc:
+        parser.error(str(exc))
     torch.set_num_threads(os.cpu_count())
     photos, faces = photos_with_faces(args.faces)
     print(f"{faces} faces in {len(photos)} photos, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()} (bfloat16 is fast only with AVX512_BF16 or AMX)")
     results = {}
     with tempfile_dir() as tmp:
-        for preset in args.presets.split(","):
+        for preset, (name, face_backbone, variant) in zip(args.presets.split(","), presets):
             for flip in (False, True):
-                name, _, face_backbone = preset.partition(":")
-                face_backbone, _, variant = face_backbone.partition(":")
                 config = dataclasses.replace(PRESETS[name], test_flip=flip,
                                              face_backbone_per_task=variant == "per-task")
                 if face_backbone:
