@@ -5,10 +5,11 @@
 # design, as the shipped file was made: four one-cycle schedules of the face stage (6 epochs at a
 # peak learning rate of 5e-4, 7 at 3e-4, then a context and a gate epoch; then 10 at 2e-4 and 8
 # at 1.5e-4, then a context and a gate epoch again). Then emotion gets a face backbone of its
-# own: the face stage trained on emotion labels alone (3 epochs at 1e-4, 4 more, then 6 at 2e-4), joined
+# own: the face stage trained on emotion labels alone (3 epochs at 1e-4, 4 more, then cycles of 6
+# epochs at peaks of 2e-4, 1.5e-4, 2e-4 and 1.5e-4), joined
 # with the age face branch, context branch and gates of the file before
 # (weights/join_face_branches.py), and a gate epoch on top. Each step is resumable (rerun the
-# script after a stop and it continues from the last checkpoint). Two CPU cores: about 4.5 hours.
+# script after a stop and it continues from the last checkpoint). Two CPU cores: about six hours.
 #   weights/train.sh                                        # from the pretrained starts
 #   INIT=FILE weights/train.sh   # only the last part, on top of a trained file with one face
 #                                # backbone (e.g. git show 4b0484b:weights/phototag-cpu.safetensors)
@@ -53,8 +54,14 @@ phototag train "${emotion_only[@]}" --seed 12 --init "$OUT/stage1e-emotion.safet
   --epochs 4 --out "$OUT/stage1f-emotion.safetensors"
 phototag train "${emotion_only[@]}" --seed 14 --init "$OUT/stage1f-emotion.safetensors" --lr 2e-4 \
   --epochs 6 --out "$OUT/stage1g-emotion.safetensors"
-python weights/join_face_branches.py --emotion "$OUT/stage1g-emotion.safetensors" --age "$single" \
+phototag train "${emotion_only[@]}" --seed 16 --init "$OUT/stage1g-emotion.safetensors" --lr 1.5e-4 \
+  --epochs 6 --out "$OUT/stage1h-emotion.safetensors"
+phototag train "${emotion_only[@]}" --seed 17 --init "$OUT/stage1h-emotion.safetensors" --lr 2e-4 \
+  --epochs 6 --out "$OUT/stage1i-emotion.safetensors"
+phototag train "${emotion_only[@]}" --seed 19 --init "$OUT/stage1i-emotion.safetensors" --lr 1.5e-4 \
+  --epochs 6 --out "$OUT/stage1j-emotion.safetensors"
+python weights/join_face_branches.py --emotion "$OUT/stage1j-emotion.safetensors" --age "$single" \
   "$OUT/joined.safetensors"
-phototag train "${common[@]}" --seed 15 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
+phototag train "${common[@]}" --seed 20 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
   --fp16 --out "$OUT/candidate.safetensors"
 python weights/promote.py "$OUT/candidate.safetensors" weights/phototag-cpu.safetensors
