@@ -41,6 +41,28 @@ def score(weights):
     return {"emotion": emotion, "age": age, "groups": groups, "mean": (emotion + age) / 2}
 
 
+def ship(candidate, shipped, manifest=ROOT / "weights" / "manifest"):
+    """Copy the candidate over SHIPPED; where SHIPPED is in the manifest's folder, rewrite its
+    line there with the new sha256 and size. A file elsewhere (a copy to compare against) has no
+    manifest line, even under the same name."""
+    sys.path.insert(0, str(ROOT))
+    from phototag.hashing import file_sha256
+
+    shipped, manifest = Path(shipped), Path(manifest)
+    shutil.copyfile(candidate, shipped)
+    if shipped.resolve().parent != manifest.resolve().parent:
+        print(f"shipped the candidate as {shipped}")
+        return
+    lines = manifest.read_text().splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if fields and fields[0] == shipped.name:
+            fields[1], fields[2] = file_sha256(shipped), str(shipped.stat().st_size)
+            lines[i] = "  ".join(fields)
+    manifest.write_text("\n".join(lines) + "\n")
+    print(f"shipped the candidate as {shipped}; {manifest} updated")
+
+
 def main(candidate, shipped=ROOT / "weights" / "phototag-cpu.safetensors"):
     candidate, shipped = Path(candidate), Path(shipped)
     new = score(candidate)
@@ -56,19 +78,7 @@ def main(candidate, shipped=ROOT / "weights" / "phototag-cpu.safetensors"):
         print(f"kept the shipped weights: the candidate's mean is not {MARGIN:.1%} higher "
               f"({new['mean']:.2%} against {old['mean']:.2%})")
         return 1
-    sys.path.insert(0, str(ROOT))
-    from phototag.hashing import file_sha256
-
-    shutil.copyfile(candidate, shipped)
-    manifest = ROOT / "weights" / "manifest"
-    lines = manifest.read_text().splitlines()
-    for i, line in enumerate(lines):
-        fields = line.split()
-        if fields and fields[0] == shipped.name:
-            fields[1], fields[2] = file_sha256(shipped), str(shipped.stat().st_size)
-            lines[i] = "  ".join(fields)
-    manifest.write_text("\n".join(lines) + "\n")
-    print(f"shipped the candidate as {shipped}; weights/manifest updated")
+    ship(candidate, shipped)
     return 0
 
 
