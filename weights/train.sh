@@ -48,19 +48,14 @@ else
 fi
 # Emotion's own face backbone: the age labels no longer pull the features their way.
 emotion_only=(--task emotion --optimizer adamw "${DATASETS[@]}" --resume --stage face)
-phototag train "${emotion_only[@]}" --seed 11 --init "$face" --lr 1e-4 --epochs 3 \
-  --out "$OUT/stage1e-emotion.safetensors"
-phototag train "${emotion_only[@]}" --seed 12 --init "$OUT/stage1e-emotion.safetensors" --lr 1e-4 \
-  --epochs 4 --out "$OUT/stage1f-emotion.safetensors"
-phototag train "${emotion_only[@]}" --seed 14 --init "$OUT/stage1f-emotion.safetensors" --lr 2e-4 \
-  --epochs 6 --out "$OUT/stage1g-emotion.safetensors"
-phototag train "${emotion_only[@]}" --seed 16 --init "$OUT/stage1g-emotion.safetensors" --lr 1.5e-4 \
-  --epochs 6 --out "$OUT/stage1h-emotion.safetensors"
-phototag train "${emotion_only[@]}" --seed 17 --init "$OUT/stage1h-emotion.safetensors" --lr 2e-4 \
-  --epochs 6 --out "$OUT/stage1i-emotion.safetensors"
-phototag train "${emotion_only[@]}" --seed 19 --init "$OUT/stage1i-emotion.safetensors" --lr 1.5e-4 \
-  --epochs 6 --out "$OUT/stage1j-emotion.safetensors"
-python weights/join_face_branches.py --emotion "$OUT/stage1j-emotion.safetensors" --age "$single" \
+emotion=$face
+for cycle in "e 11 1e-4 3" "f 12 1e-4 4" "g 14 2e-4 6" "h 16 1.5e-4 6" "i 17 2e-4 6" "j 19 1.5e-4 6"; do
+  read -r name seed lr epochs <<< "$cycle"  # each one-cycle schedule starts where the last ended
+  phototag train "${emotion_only[@]}" --seed "$seed" --init "$emotion" --lr "$lr" --epochs "$epochs" \
+    --out "$OUT/stage1$name-emotion.safetensors"
+  emotion=$OUT/stage1$name-emotion.safetensors
+done
+python weights/join_face_branches.py --emotion "$emotion" --age "$single" \
   "$OUT/joined.safetensors"
 phototag train "${common[@]}" --seed 20 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
   --fp16 --out "$OUT/candidate.safetensors"
