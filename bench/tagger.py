@@ -90,8 +90,9 @@ def main():
                         help="also the face branch's backbone in PyTorch, against ONNX Runtime "
                              "(what an index run uses on the CPU), mirror pass on, float32")
     args = parser.parse_args()
+    names = args.presets.split(",")
     try:
-        presets = [parse_preset(preset) for preset in args.presets.split(",")]
+        presets = [parse_preset(preset) for preset in names]
     except ValueError as exc:
         parser.error(str(exc))
     torch.set_num_threads(os.cpu_count())
@@ -100,7 +101,7 @@ def main():
           f"CPU capability {torch.backends.cpu.get_cpu_capability()} (bfloat16 is fast only with AVX512_BF16 or AMX)")
     results = {}
     with tempfile_dir() as tmp:
-        for preset, (name, face_backbone, variant) in zip(args.presets.split(","), presets):
+        for preset, (name, face_backbone, variant) in zip(names, presets):
             for flip in (False, True):
                 config = dataclasses.replace(PRESETS[name], test_flip=flip,
                                              face_backbone_per_task=variant == "per-task")
@@ -125,12 +126,12 @@ def main():
                     theirs = max(rate(pytorch, photos, faces, False) for _ in range(2))
                     print(f"{preset:<16} mirror pass on, face backbone in PyTorch: {theirs:7.1f} faces/s; "
                           f"ONNX Runtime: {ours:7.1f} (ratio {ours / theirs:.2f})", flush=True)
-    first, *others = args.presets.split(",")
+    first, *others = names
     for preset in others:
         mine, base = results.get((preset, True, False)), results.get((first, True, False))
         if mine and base:
             print(f"ratio {preset} / {first}, float32, mirror pass on: {mine / base:.2f}")
-    for preset in args.presets.split(","):
+    for preset in names:
         for flip in (False, True):
             plain, bf16 = results.get((preset, flip, False)), results.get((preset, flip, True))
             if plain and bf16:
