@@ -31,6 +31,16 @@ class Augmentation:
     erase: float = 0.25  # share with a random rectangle erased
 
 
+# Named strengths for `phototag train --augment`. "light" keeps the moves, colours and erasing but
+# lowers the resolution of one face in ten rather than four, and compresses fewer: for a model of
+# its own that serves faces of a fair size (emotion's backbone; age keeps the full set).
+AUGMENTATIONS = {
+    "full": Augmentation(),
+    "light": Augmentation(low_resolution=0.1, jpeg=0.05),
+    "none": None,
+}
+
+
 def to_float(pixels):
     """N×H×W×3 uint8 (numpy) → N×3×H×W float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float().div_(255.0)

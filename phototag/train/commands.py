@@ -153,8 +153,11 @@ def _device(name):
               help="Class balance by loss weights (inverse frequency), or none.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
               help="Emotion labels are smoothed by this much (FER2013's are noisy).")
-@click.option("--no-augment", is_flag=True,
-              help="No moves, flips, colour changes or lowered resolution.")
+@click.option("--augment", type=click.Choice(["full", "light", "none"]), default="full", show_default=True,
+              help="full: moves, flips, colours, erasing, and 4 faces in 10 at a lower resolution "
+                   "or JPEG-compressed (small faces in photos); light: the same with 1 in 10 "
+                   "lowered; none: the crops as they are.")
+@click.option("--no-augment", is_flag=True, help="The same as --augment none.")
 @click.option("--limit-per-class", type=click.IntRange(1), help="At most N images per class and dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, callback=_device_name,
@@ -170,7 +173,7 @@ def _device(name):
                    "with it, and cut once into ~/.cache/phototag/crops).")
 def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, context_backbone,
           per_task, face_size, context_size, context_scale, scratch, pretrained_dir, stage, task, optimizer,
-          rho, adaptive, lr, epochs, batch_size, balance, label_smoothing, no_augment,
+          rho, adaptive, lr, epochs, batch_size, balance, label_smoothing, augment, no_augment,
           limit_per_class, seed, device, init, fp16, resume, weights_dir):
     """Train an emotion/age model and write its weights.
 
@@ -234,7 +237,8 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
         fail(str(exc))
     options = TrainOptions(stage=stage, optimizer=optimizer, rho=rho, adaptive=adaptive, lr=lr,
                            epochs=epochs, batch_size=batch_size, balance=balance,
-                           label_smoothing=label_smoothing, augment=not no_augment, seed=seed,
+                           label_smoothing=label_smoothing, augment="none" if no_augment else augment,
+                           seed=seed,
                            checkpoint=f"{out}.ckpt", resume=resume)
     try:
         history = run_training(model, train_set, val_set, options, device,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import Augmentation, plain_batch, training_batch
+from .augment import AUGMENTATIONS, plain_batch, training_batch
 from .losses import class_weights, compute_loss
 from .sam import SAM, freeze_running_stats, restore_running_stats
 
@@ -37,7 +37,7 @@ class TrainOptions:
     batch_size: int = 64
     balance: str = "loss"  # loss | none
     label_smoothing: float = 0.1
-    augment: bool = True
+    augment: str = "full"  # a name in AUGMENTATIONS: full, light or none
     seed: int = 0
     checkpoint: str = None
     resume: bool = False
@@ -198,7 +198,7 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
         optimizer.load_state_dict(resume_state["optimizer"])
     scheduler = _schedule(optimizer, options, options.epochs * steps_per_epoch,
                           done=start_epoch * steps_per_epoch if resume_state else 0)
-    augmentation = Augmentation() if options.augment else None
+    augmentation = AUGMENTATIONS[options.augment]
     size = model.config.face_size
     for epoch in range(start_epoch, options.epochs):
         started = time.monotonic()
