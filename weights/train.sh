@@ -6,10 +6,11 @@
 # peak learning rate of 5e-4, 7 at 3e-4, then a context and a gate epoch; then 10 at 2e-4 and 8
 # at 1.5e-4, then a context and a gate epoch again). Then emotion gets a face backbone of its
 # own: the face stage trained on emotion labels alone (3 epochs at 1e-4, 4 more, then cycles of 6
-# epochs at peaks of 2e-4, 1.5e-4, 2e-4 and 1.5e-4), joined
+# epochs at peaks of 2e-4, 1.5e-4, 2e-4 and 1.5e-4, then two at 1.5e-4 with --augment light:
+# fewer faces brought to a lower resolution, which only age's small faces needed), joined
 # with the age face branch, context branch and gates of the file before
 # (weights/join_face_branches.py), and a gate epoch on top. Each step is resumable (rerun the
-# script after a stop and it continues from the last checkpoint). Two CPU cores: about six hours.
+# script after a stop and it continues from the last checkpoint). Two CPU cores: about seven hours.
 #   weights/train.sh                                        # from the pretrained starts
 #   INIT=FILE weights/train.sh   # only the last part, on top of a trained file with one face
 #                                # backbone (e.g. git show 4b0484b:weights/phototag-cpu.safetensors)
@@ -49,14 +50,15 @@ fi
 # Emotion's own face backbone: the age labels no longer pull the features their way.
 emotion_only=(--task emotion --optimizer adamw "${DATASETS[@]}" --resume --stage face)
 emotion=$face
-for cycle in "e 11 1e-4 3" "f 12 1e-4 4" "g 14 2e-4 6" "h 16 1.5e-4 6" "i 17 2e-4 6" "j 19 1.5e-4 6"; do
-  read -r name seed lr epochs <<< "$cycle"  # each one-cycle schedule starts where the last ended
+for cycle in "e 11 1e-4 3 full" "f 12 1e-4 4 full" "g 14 2e-4 6 full" "h 16 1.5e-4 6 full" \
+             "i 17 2e-4 6 full" "j 19 1.5e-4 6 full" "k 21 1.5e-4 6 light" "l 23 1.5e-4 6 light"; do
+  read -r name seed lr epochs augment <<< "$cycle"  # each one-cycle schedule starts where the last ended
   phototag train "${emotion_only[@]}" --seed "$seed" --init "$emotion" --lr "$lr" --epochs "$epochs" \
-    --out "$OUT/stage1$name-emotion.safetensors"
+    --augment "$augment" --out "$OUT/stage1$name-emotion.safetensors"
   emotion=$OUT/stage1$name-emotion.safetensors
 done
 python weights/join_face_branches.py --emotion "$emotion" --age "$single" \
   "$OUT/joined.safetensors"
-phototag train "${common[@]}" --seed 20 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
+phototag train "${common[@]}" --seed 24 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
   --fp16 --out "$OUT/candidate.safetensors"
 python weights/promote.py "$OUT/candidate.safetensors" weights/phototag-cpu.safetensors
