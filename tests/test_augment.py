@@ -42,4 +42,3 @@ def test_light_augmentation_lowers_the_resolution_of_fewer_faces_than_full():
     # full: 4 in 10 lowered, 2 in 10 compressed (about 52% either); light: 1 in 10 and 1 in 20 (15%)
     assert 0.42 < full < 0.62
     assert 0.08 < light < 0.22
-
