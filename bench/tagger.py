@@ -6,6 +6,7 @@ numeric mode, in one run.
     python bench/tagger.py --presets cpu,cpu:mobilenetv2 --float32-only
     python bench/tagger.py --presets cpu:mobilenetv2,cpu --float32-only --onnx-face
     python bench/tagger.py --presets cpu:mobilenetv2,cpu:mobilenetv2:per-task --float32-only
+    python bench/tagger.py --presets cpu:mobilenetv2:per-task,cpu:mobilenetv2:per-task+zoom1.2 --float32-only
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
 the index run's batches. Rows: the `cpu` preset (FaceMesh trunks;
@@ -13,7 +14,9 @@ the index run's batches. Rows: the `cpu` preset (FaceMesh trunks;
 64 px) and `original` (EfficientNet-B0 + ResNeSt-50 at 224 px), each in float32 and with
 bfloat16 autocast, with and without the mirror test-time pass.
 --face-size overrides each preset's face crop size; PRESET:BACKBONE swaps the face branch's
-backbone, PRESET:BACKBONE:per-task gives each task a face backbone of its own. Weights are
+backbone, PRESET:BACKBONE:per-task gives each task a face backbone of its own, and +zoomZ
+(e.g. per-task+zoom1.2, or :zoom1.2 alone) adds a test-time zoom for emotion (`ModelConfig.emotion_zooms`,
+what the shipped weights record). Weights are
 random (speed does not depend on training). On the CPU the face branch's backbone runs through
 ONNX Runtime, as in an index run; --onnx-face also times it in PyTorch.
 """
@@ -69,14 +72,21 @@ def rate(tagger, photos, faces, autocast, runs=5):
 
 
 def parse_preset(text):
-    """PRESET[:BACKBONE[:per-task]] as (preset, backbone or "", variant or "")."""
+    """PRESET[:BACKBONE[:VARIANT]] as (preset, backbone or "", per_task, zooms), where VARIANT
+    joins with + any of per-task and zoomZ (e.g. per-task+zoom1.2)."""
     name, _, rest = text.partition(":")
     face_backbone, _, variant = rest.partition(":")
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r} in {text!r}: one of {', '.join(PRESETS)}")
-    if variant not in ("", "per-task"):
-        raise ValueError(f"unknown variant {variant!r} in {text!r}: only per-task")
-    return name, face_backbone, variant
+    per_task, zooms = False, ()
+    for part in filter(None, variant.split("+")):
+        if part == "per-task":
+            per_task = True
+        elif part.startswith("zoom") and part[4:].replace(".", "", 1).isdigit():
+            zooms += (float(part[4:]),)
+        else:
+            raise ValueError(f"unknown variant {part!r} in {text!r}: per-task or zoomZ (e.g. zoom1.2)")
+    return name, face_backbone, per_task, zooms
 
 
 def main():
@@ -101,15 +111,15 @@ def main():
           f"CPU capability {torch.backends.cpu.get_cpu_capability()} (bfloat16 is fast only with AVX512_BF16 or AMX)")
     results = {}
     with tempfile_dir() as tmp:
-        for preset, (name, face_backbone, variant) in zip(names, presets):
+        for number, (preset, (name, face_backbone, per_task, zooms)) in enumerate(zip(names, presets)):
             for flip in (False, True):
-                config = dataclasses.replace(PRESETS[name], test_flip=flip,
-                                             face_backbone_per_task=variant == "per-task")
+                config = dataclasses.replace(PRESETS[name], test_flip=flip, emotion_zooms=zooms,
+                                             face_backbone_per_task=per_task)
                 if face_backbone:
                     config = dataclasses.replace(config, face_backbone=face_backbone)
                 if args.face_size:
                     config = dataclasses.replace(config, face_size=args.face_size)
-                path = Path(tmp) / f"{name}-{face_backbone}-{variant}-{flip}.safetensors"
+                path = Path(tmp) / f"{number}-{flip}.safetensors"
                 save_weights(build_model(config), path, info={"epochs": 0, "benchmark": True})
                 tagger = AttributeTagger(path, allow_untrained=True)
                 for autocast in (False,) if args.float32_only else (False, True):

@@ -63,6 +63,25 @@ def read_manifest(path=None):
     return entries
 
 
+def record_in_manifest(path, manifest):
+    """Rewrite the manifest's line for ``path`` (by file name) with its sha256 and size, where
+    ``path`` lies in the manifest's folder; a file elsewhere (a copy to compare against) has no
+    line there, even under the same name. Returns whether a line was rewritten."""
+    path, manifest = Path(path), Path(manifest)
+    if path.resolve().parent != manifest.resolve().parent:
+        return False
+    lines = manifest.read_text().splitlines()
+    rewritten = False
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if fields and fields[0] == path.name:
+            fields[1], fields[2] = _sha256_of_content(path), str(path.stat().st_size)
+            lines[i] = "  ".join(fields)
+            rewritten = True
+    manifest.write_text("\n".join(lines) + "\n")
+    return rewritten
+
+
 sha256_of = _sha256_of_content
 
 

@@ -83,6 +83,46 @@ def test_the_mirror_pass_answers_alike_for_a_face_and_its_mirror_image():
         assert torch.allclose(both.logits[task], both_mirrored.logits[task], atol=1e-5)
 
 
+def test_an_emotion_zoom_averages_emotion_over_the_crop_and_its_enlarged_centre_not_age(tmp_path):
+    from phototag.vision.models import predict, zoomed
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY, emotion_zooms=(1.2,))
+    model = build_model(config).eval()
+    face, context, gate = crops(3)
+    # The middle 27 of 32 pixels, enlarged: a 2-pixel frame is gone, a middle square grows.
+    framed = torch.ones(1, 3, 32, 32)
+    framed[..., 2:30, 2:30] = 0
+    framed[..., 12:20, 12:20] = 0.5
+    enlarged = zoomed(framed, 1.2)
+    assert enlarged.shape == framed.shape and enlarged.max() < 0.51
+    assert (enlarged == 0.5).sum() > (framed == 0.5).sum()
+    centre = zoomed(face, 1.2)
+    with torch.no_grad():
+        plain = predict(model, face, context, gate)
+        zoomed_only = model(centre, context, gate)
+        both = predict(model, face, context, gate, emotion_zooms=config.emotion_zooms)
+        both_mirrored = predict(model, *(x.flip(-1) for x in (face, context, gate)), flip=True,
+                                emotion_zooms=config.emotion_zooms)
+        with_flip = predict(model, face, context, gate, flip=True, emotion_zooms=config.emotion_zooms)
+    expected_face = {"emotion": (plain.face_logits["emotion"] + zoomed_only.face_logits["emotion"]) / 2,
+                     "age": plain.face_logits["age"]}  # age reads the crop as it is
+    for task, face_logits in expected_face.items():
+        assert torch.allclose(both.face_logits[task], face_logits, atol=1e-5)
+        gates = both.gates[task]
+        expected = gates[:, :1] * face_logits + gates[:, 1:] * plain.context_logits[task]
+        assert torch.allclose(both.logits[task], expected, atol=1e-5)
+        assert torch.allclose(with_flip.logits[task], both_mirrored.logits[task], atol=1e-5)
+    assert not torch.allclose(both.logits["emotion"], plain.logits["emotion"], atol=1e-4)
+    assert torch.allclose(both.logits["age"], plain.logits["age"], atol=1e-5)
+    path = save_weights(model, tmp_path / "zoom.safetensors", info={"epochs": 1})
+    assert load_weights(path)[0].config.emotion_zooms == (1.2,)
+    with pytest.raises(ValueError, match="above 1"):
+        dataclasses.replace(TINY, emotion_zooms=(0.8,))
+    with pytest.raises(ValueError, match="gated"):
+        dataclasses.replace(TINY, kind="caer", emotion_zooms=(1.2,))
+
+
 def test_recorded_class_shares_move_the_answer_toward_common_classes_and_survive_the_file(tmp_path):
     from phototag.vision.models import predict
 

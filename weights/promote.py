@@ -46,20 +46,13 @@ def ship(candidate, shipped, manifest=ROOT / "weights" / "manifest"):
     line there with the new sha256 and size. A file elsewhere (a copy to compare against) has no
     manifest line, even under the same name."""
     sys.path.insert(0, str(ROOT))
-    from phototag.hashing import file_sha256
+    from phototag.weights import record_in_manifest
 
     shipped, manifest = Path(shipped), Path(manifest)
     shutil.copyfile(candidate, shipped)
-    if shipped.resolve().parent != manifest.resolve().parent:
+    if not record_in_manifest(shipped, manifest):
         print(f"shipped the candidate as {shipped}")
         return
-    lines = manifest.read_text().splitlines()
-    for i, line in enumerate(lines):
-        fields = line.split()
-        if fields and fields[0] == shipped.name:
-            fields[1], fields[2] = file_sha256(shipped), str(shipped.stat().st_size)
-            lines[i] = "  ".join(fields)
-    manifest.write_text("\n".join(lines) + "\n")
     print(f"shipped the candidate as {shipped}; {manifest} updated")
 
 

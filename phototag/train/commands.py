@@ -82,6 +82,21 @@ def _device_name(_ctx, _param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _zooms(_ctx, param, value):
+    """'1.2' or '1.2,1.1' → (1.2, 1.1); 'none' → (); absent → None (the weights file's own)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return ()
+    try:
+        zooms = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, or none") from None
+    if any(zoom <= 1 for zoom in zooms):
+        raise click.BadParameter(f"{value!r}: every zoom enlarges the face, so is above 1")
+    return zooms
+
+
 def _device(name):
     from ..pipeline import SetupError, resolve_device
 
@@ -288,6 +303,10 @@ def resume_exists(out, resume):
 @click.option("--mirror/--no-mirror", default=None,
               help="Answer with the mean over each face and its mirror image, or not "
                    "(default: as the weights file says).")
+@click.option("--emotion-zooms", metavar="Z[,Z...]", callback=_zooms,
+              help="Emotion's answer is the mean over each face and its centre enlarged by these "
+                   "factors (e.g. 1.2: the middle 1/1.2 of the crop), or none for the face alone "
+                   "(gated models). [default: as the weights file says]")
 @click.option("--class-shares/--no-class-shares", default=True, show_default=True,
               help="Add the log of each class's share of the training data to the answer, as an "
                    "index run does, where the weights file records them (class-weighted training).")
@@ -297,7 +316,7 @@ def resume_exists(out, resume):
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), envvar="PHOTOTAG_WEIGHTS")
-def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, mirror,
+def evaluate_command(weights_file, data, task, held_out, branches, face_size_test, mirror, emotion_zooms,
                      class_shares, limit_per_class, batch_size, device, as_json, weights_dir):
     """Accuracy, macro-F1, per-class recall and the confusion matrix of a weights file."""
     from ..vision.weightsfile import load_weights
@@ -316,7 +335,8 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
     except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     results = evaluate(model, dataset, device, branches=branches, batch_size=batch_size,
-                       face_pixels=face_size_test, flip=mirror, shares=class_shares)
+                       face_pixels=face_size_test, flip=mirror, shares=class_shares,
+                       emotion_zooms=emotion_zooms)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

@@ -48,16 +48,18 @@ def lower_resolution(face, pixels):
 
 @torch.no_grad()
 def evaluate(model, crops, device="cpu", branches=False, batch_size=128, face_pixels=None, flip=None,
-             shares=True):
+             shares=True, emotion_zooms=None):
     """Per task: metrics of the model's answer on a CropSet; with ``branches``, also face-only
     and context-only (gated models) so the three can be compared. ``face_pixels``: every face
     lowered to that many pixels and brought back up, as a small face in a photo is.
-    ``flip``: mirror test-time augmentation (default: what the model's configuration says).
+    ``flip``: mirror test-time augmentation, ``emotion_zooms``: emotion's answer also from the
+    face enlarged by these factors (default, for both: what the model's configuration says).
     ``shares``: the training data's class shares added to the logits, where they are recorded."""
     from ..vision.models import predict
     from .loop import batches
 
     flip = model.config.test_flip if flip is None else flip
+    zooms = model.config.emotion_zooms if emotion_zooms is None else tuple(emotion_zooms)
     model.eval()
     config = model.config
     classes = {"emotion": config.emotions, "age": config.age_groups}
@@ -76,7 +78,7 @@ def evaluate(model, crops, device="cpu", branches=False, batch_size=128, face_pi
         if face_pixels:
             face = lower_resolution(face, face_pixels)
         targets = {"emotion": emotion, "age": age}
-        output = predict(model, face, context, gate, flip=flip, shares=shares)
+        output = predict(model, face, context, gate, flip=flip, shares=shares, emotion_zooms=zooms)
         for task, target in targets.items():
             known = target >= 0
             if output.gates and task in output.gates and known.any():

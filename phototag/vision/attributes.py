@@ -86,7 +86,8 @@ class AttributeTagger:
         answers = []
         for face, context, gate, gate_index in _face_batches(crops, self.face_batch):
             with self._autocast():
-                out = predict(self.model, face, context, gate, gate_index, flip=self.config.test_flip)
+                out = predict(self.model, face, context, gate, gate_index, flip=self.config.test_flip,
+                              emotion_zooms=self.config.emotion_zooms)
             answers += self._describe(out, len(face))
         for owner, answer in zip(owners, answers):
             results[owner].append(answer)

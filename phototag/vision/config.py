@@ -24,6 +24,10 @@ class ModelConfig:
     age_bins: tuple = field(default=tuple((n, lo, hi) for n, lo, hi in AGE_BINS))
     dropout: float = 0.2
     test_flip: bool = False  # answer with the mean over the crops and their mirror images
+    # Gated models: the face branch's emotion answer is the mean over the face crop and its centre
+    # enlarged by each of these factors (brought back to face_size). Age keeps the crop alone:
+    # zoomed in, a face loses the hair and outline that age is read from.
+    emotion_zooms: tuple = ()
     # ((task, (share, ...)), ...): each class's share of the training data, recorded when the
     # loss weighted the classes by inverse frequency. Such a model answers as if every class were
     # equally common; adding log(share) to its logits gives back the odds of the data it learnt
@@ -38,6 +42,10 @@ class ModelConfig:
             raise ValueError(f"unknown model kind {self.kind!r}; one of {', '.join(KINDS)}")
         if self.face_backbone_per_task and self.kind != "gated":
             raise ValueError(f"a face backbone per task is for gated models, not {self.kind!r}")
+        if self.emotion_zooms and self.kind != "gated":
+            raise ValueError(f"test-time zooms are for gated models, not {self.kind!r}")
+        if any(zoom <= 1 for zoom in self.emotion_zooms):
+            raise ValueError(f"test-time zooms enlarge the face: factors above 1, not {self.emotion_zooms}")
 
     def log_shares(self):
         """{task: tensor of log(share)} for the tasks whose shares are recorded."""
@@ -57,6 +65,7 @@ class ModelConfig:
         values = json.loads(text)
         values.setdefault("test_flip", False)  # files written before the options existed
         values.setdefault("face_backbone_per_task", False)
+        values["emotion_zooms"] = tuple(values.get("emotion_zooms", ()))
         values["class_shares"] = tuple((task, tuple(shares))
                                        for task, shares in values.get("class_shares", ()))
         for name in ("emotions", "age_groups"):

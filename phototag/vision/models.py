@@ -180,10 +180,15 @@ class GatedModel(nn.Module):
     def context_branch(self, context):
         return self.context_heads(self.context_encoder(context))
 
-    def forward(self, face, context, gate, gate_index=None):
+    def forward(self, face, context, gate, gate_index=None, views=1):
         """``gate`` holds one unmasked crop per face, or, with ``gate_index``, the distinct
-        crops and which one each face uses (faces of one photo share the whole-photo crop)."""
+        crops and which one each face uses (faces of one photo share the whole-photo crop).
+        ``views``: ``face`` holds that many crops of every face, one view after another (the
+        crop as it is first): emotion's face answer is the mean over them, age's the first's."""
         face_logits = self.face_branch(face)
+        if views > 1:
+            face_logits = {task: v.view(views, len(context), -1).mean(0) if task == "emotion"
+                           else v[: len(context)] for task, v in face_logits.items()}
         # Context and GatingNet share the backbone and attention: one batch through both.
         encoded = self.context_encoder(torch.cat([context, gate]))
         context_features, gate_features = encoded[: len(context)], encoded[len(context):]
@@ -278,24 +283,39 @@ BUILDERS = {"gated": GatedModel, "fusion": FusionModel, "caer": CAERNet}
 WITH_FACE_ENCODER = ("gated", "fusion")
 
 
-def predict(model, face, context, gate, gate_index=None, flip=False, shares=True):
-    """The model's answer; with ``flip``, the mean of its logits (and gates) on the crops and
-    on their mirror images, in one batch. With ``shares``, the log of each class's share of the
-    training data is added to the logits where the configuration records them (see
-    ``ModelConfig.class_shares``)."""
-    if not flip:
-        output = model(face, context, gate, gate_index)
-    else:
-        n = len(face)
-        both = model(torch.cat([face, face.flip(-1)]), torch.cat([context, context.flip(-1)]),
-                     torch.cat([gate, gate.flip(-1)]),
-                     None if gate_index is None else torch.cat([gate_index, gate_index + len(gate)]))
+def zoomed(face, zoom):
+    """The centre ``1 / zoom`` of each face crop, brought back to the crop's size."""
+    side = face.shape[-1]
+    keep = max(1, round(side / zoom))
+    start = (side - keep) // 2
+    centre = face[..., start:start + keep, start:start + keep]
+    return F.interpolate(centre, size=(side, side), mode="bilinear", align_corners=False)
 
+
+def predict(model, face, context, gate, gate_index=None, flip=False, shares=True,
+            emotion_zooms=()):
+    """The model's answer; with ``flip``, the mean of its logits (and gates) on the crops and
+    on their mirror images, in one batch. ``emotion_zooms`` (gated models): the face branch also
+    sees each face enlarged by these factors (``zoomed``), and its emotion answer is the mean
+    over the views (see ``ModelConfig.emotion_zooms``).
+    With ``shares``, the log of each class's share of the training data is added to the logits
+    where the configuration records them (see ``ModelConfig.class_shares``)."""
+    n = len(face)
+    if flip:
+        face, context, gate = (torch.cat([x, x.flip(-1)]) for x in (face, context, gate))
+        if gate_index is not None:
+            gate_index = torch.cat([gate_index, gate_index + len(gate) // 2])
+    if emotion_zooms:
+        faces = torch.cat([face] + [zoomed(face, zoom) for zoom in emotion_zooms])
+        output = model(faces, context, gate, gate_index, views=1 + len(emotion_zooms))
+    else:
+        output = model(face, context, gate, gate_index)
+    if flip:
         def mean(values):
             return None if values is None else {t: (v[:n] + v[n:]) / 2 for t, v in values.items()}
 
-        output = ModelOutput(mean(both.logits), mean(both.face_logits), mean(both.context_logits),
-                             mean(both.gates))
+        output = ModelOutput(mean(output.logits), mean(output.face_logits), mean(output.context_logits),
+                             mean(output.gates))
     offsets = model.config.log_shares() if shares else {}
     if not offsets:
         return output
