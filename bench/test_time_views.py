@@ -3,8 +3,12 @@ on FER2013 `val` with each face seen as the index sees it, zoomed in or out by 1
 4% of its side, and with the answers of several views averaged, in one run.
 
     python bench/test_time_views.py [WEIGHTS]
+    python bench/test_time_views.py --emotion-zooms 1.2 [WEIGHTS]
 
-Every view keeps the model's mirror pass; averaging k views costs k times the tagging.
+Every view keeps the model's mirror pass; averaging k views costs k times the tagging. The views
+are of the plain crop, whatever emotion zooms the file records (`ModelConfig.emotion_zooms`).
+With --emotion-zooms, instead: the model's answer with each of those zooms against none, and
+how many faces each puts right and wrong that the crop alone did not (a sign test's p, two-sided).
 """
 
 import argparse
@@ -18,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+import math  # noqa: E402
 
 from bench.ensemble import FER_VAL, accuracy  # noqa: E402
 from bench.library import WEIGHTS  # noqa: E402
@@ -62,18 +68,71 @@ def answers(model):
         canvas = to_float(faces)
         for name, (dx, dy, zoom) in VIEWS.items():
             output = predict(model, view(canvas, size, dx, dy, zoom), context, gate,
-                             flip=model.config.test_flip)
+                             flip=model.config.test_flip, emotion_zooms=())
             probabilities[name].append(output.logits["emotion"].softmax(1))
     return {name: torch.cat(p) for name, p in probabilities.items()}, labels
+
+
+@torch.no_grad()
+def zoom_answers(model, zooms):
+    """{zooms: emotion answers (argmax of six, argmax of the five without neutral)} for the
+    model with no zoom and with each of ``zooms``."""
+    model.eval()
+    neutral = model.config.emotions.index("neutral")
+    crops = located_crops([FER_VAL], "emotion", model.config, str(WEIGHTS), None, "val")
+    labels = torch.from_numpy(crops.labels("emotion"))
+    settings = [()] + [(zoom,) for zoom in zooms]
+    logits = {setting: [] for setting in settings}
+    for start in range(0, len(crops), 128):
+        chosen = np.arange(start, min(start + 128, len(crops)))
+        face, context, gate = plain_batch(*crops.gather(chosen, True), model.config.face_size)
+        for setting in settings:
+            output = predict(model, face, context, gate, flip=model.config.test_flip,
+                             emotion_zooms=setting)
+            logits[setting].append(output.logits["emotion"])
+    answers = {}
+    for setting, parts in logits.items():
+        six = torch.cat(parts)
+        five = six.clone()
+        five[:, neutral] = float("-inf")
+        answers[setting] = (six.argmax(1), five.argmax(1))
+    return answers, labels, labels != neutral
+
+
+def sign_test(better, worse):
+    """Two-sided p of so uneven a split of the changed answers, were either way as likely."""
+    n, k = better + worse, min(better, worse)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+
+
+def compare_zooms(model, zooms):
+    answers, labels, expressive = zoom_answers(model, zooms)
+    plain = answers[()]
+    print(f"FER2013 val, {len(labels)} faces, mirror pass {'on' if model.config.test_flip else 'off'}: "
+          "emotion zoom against none")
+    for setting, (six, five) in answers.items():
+        line = f"zoom {setting[0] if setting else 'none':<5}"
+        for name, mine, base, keep in (("six", six, plain[0], slice(None)),
+                                       ("five", five, plain[1], expressive)):
+            right, was_right = mine[keep] == labels[keep], base[keep] == labels[keep]
+            better, worse = int((right & ~was_right).sum()), int((~right & was_right).sum())
+            line += f"  {name} {right.float().mean().item():6.1%}"
+            if setting:
+                line += f" (+{better} -{worse}, p = {sign_test(better, worse):.3f})"
+        print(line)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="?", default=str(ROOT / "weights" / "phototag-cpu.safetensors"))
+    parser.add_argument("--emotion-zooms", help="comma-separated zooms to compare with none (e.g. 1.1,1.2)")
     args = parser.parse_args()
     keep_freed_memory()
     torch.set_num_threads(os.cpu_count())
     model = load_weights(args.weights)[0]
+    if args.emotion_zooms:
+        compare_zooms(model, [float(zoom) for zoom in args.emotion_zooms.split(",")])
+        return
     neutral = model.config.emotions.index("neutral")
     probabilities, truth = answers(model)
     print(f"FER2013 val, {len(truth)} faces, mirror pass {'on' if model.config.test_flip else 'off'}:"
