@@ -24,6 +24,9 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     assert config.kind == "gated"
     assert (config.face_backbone, config.context_backbone) == ("mobilenetv2", "facemesh")
     assert config.test_flip and config.face_backbone_per_task  # emotion's face backbone is its own
+    # Emotion also reads each face's centre enlarged 1.2 times, a setting recorded beside the training.
+    assert config.emotion_zooms == (1.2,)
+    assert [c["emotion_zooms"] for c in info.get("configured", [])] == [[1.2]]
     # Trained with class-balancing loss weights: the answers add back each class's share.
     shares = dict(config.class_shares)
     assert set(shares) == {"emotion", "age"}
