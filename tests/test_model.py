@@ -121,6 +121,9 @@ def test_an_emotion_zoom_averages_emotion_over_the_crop_and_its_enlarged_centre_
         dataclasses.replace(TINY, emotion_zooms=(0.8,))
     with pytest.raises(ValueError, match="gated"):
         dataclasses.replace(TINY, kind="caer", emotion_zooms=(1.2,))
+    caer = build_model(dataclasses.replace(TINY, kind="caer")).eval()
+    with pytest.raises(ValueError, match="gated"):
+        predict(caer, face, context, gate, emotion_zooms=(1.2,))
 
 
 def test_recorded_class_shares_move_the_answer_toward_common_classes_and_survive_the_file(tmp_path):

@@ -334,6 +334,8 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
                 fail("nothing of --data falls in the held-out part")
     except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+    if emotion_zooms and model.config.kind != "gated":
+        fail(f"--emotion-zooms is for gated models; {weights_file} holds a {model.config.kind!r} model")
     results = evaluate(model, dataset, device, branches=branches, batch_size=batch_size,
                        face_pixels=face_size_test, flip=mirror, shares=class_shares,
                        emotion_zooms=emotion_zooms)

@@ -300,6 +300,8 @@ def predict(model, face, context, gate, gate_index=None, flip=False, shares=True
     over the views (see ``ModelConfig.emotion_zooms``).
     With ``shares``, the log of each class's share of the training data is added to the logits
     where the configuration records them (see ``ModelConfig.class_shares``)."""
+    if emotion_zooms and model.config.kind != "gated":
+        raise ValueError(f"test-time zooms are for gated models, not {model.config.kind!r}")
     n = len(face)
     if flip:
         face, context, gate = (torch.cat([x, x.flip(-1)]) for x in (face, context, gate))
