@@ -20,16 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from phototag.vision.config import parse_zooms  # noqa: E402
 from phototag.vision.weightsfile import read_metadata  # noqa: E402
 from phototag.weights import record_in_manifest  # noqa: E402
 
 MANIFEST = Path(__file__).resolve().parent / "manifest"
-
-
-def parse_zooms(text):
-    if text.strip().lower() == "none":
-        return ()
-    return tuple(float(part) for part in text.split(","))
 
 
 def set_emotion_zooms(source, out, zooms, command):

@@ -82,19 +82,16 @@ def _device_name(_ctx, _param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-def _zooms(_ctx, param, value):
-    """'1.2' or '1.2,1.1' → (1.2, 1.1); 'none' → (); absent → None (the weights file's own)."""
+def _zooms(_ctx, _param, value):
+    """Absent → None (the weights file's own); else ``parse_zooms``."""
+    from ..vision.config import parse_zooms
+
     if value is None:
         return None
-    if value.strip().lower() == "none":
-        return ()
     try:
-        zooms = tuple(float(part) for part in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers, or none") from None
-    if any(zoom <= 1 for zoom in zooms):
-        raise click.BadParameter(f"{value!r}: every zoom enlarges the face, so is above 1")
-    return zooms
+        return parse_zooms(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _device(name):

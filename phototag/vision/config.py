@@ -74,6 +74,20 @@ class ModelConfig:
         return cls(**values)
 
 
+def parse_zooms(text):
+    """'1.2' or '1.2,1.1' → (1.2, 1.1); 'none' → (). Raises ValueError for anything else, and
+    for a factor that would not enlarge the face."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        zooms = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma-separated list of numbers, or none") from None
+    if any(zoom <= 1 for zoom in zooms):
+        raise ValueError(f"{text!r}: every zoom enlarges the face, so is above 1")
+    return zooms
+
+
 # The original design, the configuration two CPU cores train and run (FaceMesh's pretrained
 # trunk on both branches, see the README's results table), and the earlier one from scratch.
 PRESETS = {
