@@ -39,7 +39,7 @@ from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
 from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision.attributes import AttributeTagger  # noqa: E402
-from phototag.vision.config import PRESETS  # noqa: E402
+from phototag.vision.config import PRESETS, parse_zooms  # noqa: E402
 from phototag.vision.detect import Detector  # noqa: E402
 from phototag.vision.models import build_model  # noqa: E402
 from phototag.vision.weightsfile import save_weights  # noqa: E402
@@ -82,8 +82,8 @@ def parse_preset(text):
     for part in filter(None, variant.split("+")):
         if part == "per-task":
             per_task = True
-        elif part.startswith("zoom") and part[4:].replace(".", "", 1).isdigit():
-            zooms += (float(part[4:]),)
+        elif part.startswith("zoom"):
+            zooms += parse_zooms(part[4:])  # its ValueError says what is wrong with the factor
         else:
             raise ValueError(f"unknown variant {part!r} in {text!r}: per-task or zoomZ (e.g. zoom1.2)")
     return name, face_backbone, per_task, zooms

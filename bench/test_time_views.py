@@ -12,6 +12,7 @@ how many faces each puts right and wrong that the crop alone did not (a sign tes
 """
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,13 +24,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import math  # noqa: E402
-
 from bench.ensemble import FER_VAL, accuracy  # noqa: E402
 from bench.library import WEIGHTS  # noqa: E402
 from phototag.allocator import keep_freed_memory  # noqa: E402
 from phototag.train.augment import plain_batch, to_float  # noqa: E402
 from phototag.train.commands import located_crops  # noqa: E402
+from phototag.vision.config import parse_zooms  # noqa: E402
 from phototag.vision.models import predict  # noqa: E402
 from phototag.vision.weightsfile import load_weights  # noqa: E402
 
@@ -68,7 +68,7 @@ def answers(model):
         canvas = to_float(faces)
         for name, (dx, dy, zoom) in VIEWS.items():
             output = predict(model, view(canvas, size, dx, dy, zoom), context, gate,
-                             flip=model.config.test_flip, emotion_zooms=())
+                             flip=model.config.test_flip)
             probabilities[name].append(output.logits["emotion"].softmax(1))
     return {name: torch.cat(p) for name, p in probabilities.items()}, labels
 
@@ -127,11 +127,15 @@ def main():
     parser.add_argument("weights", nargs="?", default=str(ROOT / "weights" / "phototag-cpu.safetensors"))
     parser.add_argument("--emotion-zooms", help="comma-separated zooms to compare with none (e.g. 1.1,1.2)")
     args = parser.parse_args()
+    try:
+        zooms = parse_zooms(args.emotion_zooms) if args.emotion_zooms else ()
+    except ValueError as exc:
+        parser.error(str(exc))
     keep_freed_memory()
     torch.set_num_threads(os.cpu_count())
     model = load_weights(args.weights)[0]
-    if args.emotion_zooms:
-        compare_zooms(model, [float(zoom) for zoom in args.emotion_zooms.split(",")])
+    if zooms:
+        compare_zooms(model, zooms)
         return
     neutral = model.config.emotions.index("neutral")
     probabilities, truth = answers(model)
