@@ -80,7 +80,8 @@ def _onnx_exports():
     """RetinaFace and the shipped model's face backbone exported for the CPU once per test
     session: a run exports them into its user cache the first time, and every test has a cache
     of its own (`seed_cache`)."""
-    from phototag.vision.onnx_cpu import OnnxFaceEncoder, exported
+    from phototag.vision.attributes import export_face_encoder
+    from phototag.vision.onnx_cpu import exported
     from phototag.vision.retinaface import OnPixels, load_retinaface
     from phototag.vision.weightsfile import load_weights
 
@@ -89,7 +90,7 @@ def _onnx_exports():
     exported(OnPixels(load_retinaface(weights)), weights, folder)
     shipped = ROOT / "weights" / "phototag-cpu.safetensors"
     model, _ = load_weights(shipped)
-    OnnxFaceEncoder.export(model.face_encoder, model.config.face_size, shipped, folder)
+    export_face_encoder(model, shipped, folder)
     return list(folder.glob("*.onnx"))
 
 

@@ -341,6 +341,17 @@ def test_a_face_backbone_per_task_answers_each_task_from_its_own_backbone(tmp_pa
         dataclasses.replace(PER_TASK, kind="caer")
 
 
+@pytest.mark.parametrize("config", [TINY, PER_TASK], ids=["shared", "per-task"])
+def test_one_tasks_face_logits_are_the_face_branchs_for_that_task(config):
+    torch.manual_seed(2)
+    model = build_model(config).eval()
+    face = crops(3)[0]
+    with torch.no_grad():
+        both = model.face_branch(face)
+        for task in config.tasks:
+            assert torch.allclose(model.face_task_logits(face, task), both[task], atol=1e-6)
+
+
 def test_the_face_stage_trains_only_the_backbones_of_the_tasks_it_has_labels_for(tmp_path):
     train_set, val_set = synthetic_sets(tmp_path, "face")  # emotion labels only
     torch.manual_seed(0)

@@ -53,10 +53,12 @@ def test_the_taggers_face_backbone_on_onnx_runtime_gives_pytorchs_tags(tmp_path,
         photos.append((pixels, found.boxes, found.landmarks))
     shipped = ROOT / "weights" / "phototag-cpu.safetensors"
     onnx = AttributeTagger(shipped)
-    assert isinstance(onnx.model.face_encoder, OnnxFaceEncoder)
-    assert list((tmp_path / "cache" / "phototag" / "onnx").glob("face96-*.onnx"))
-    again = AttributeTagger(shipped)  # the next run: from the cached export, no MobileNetV2 built
-    assert isinstance(again.model.face_encoder, OnnxFaceEncoder)
+    on_onnx = onnx.model.face_encoder.encoders  # the shipped file has a face backbone per task
+    assert all(isinstance(on_onnx[task], OnnxFaceEncoder) for task in ("emotion", "age"))
+    exports = tmp_path / "cache" / "phototag" / "onnx"
+    assert list(exports.glob("face96-emotion-*.onnx")) and list(exports.glob("face96-age-*.onnx"))
+    again = AttributeTagger(shipped)  # the next run: from the cached exports, no MobileNetV2 built
+    assert all(isinstance(e, OnnxFaceEncoder) for e in again.model.face_encoder.encoders.values())
     pytorch = AttributeTagger(shipped, onnx=False)
     ours = [face for photo in onnx.tag(photos) for face in photo]
     cached = [face for photo in again.tag(photos) for face in photo]
@@ -88,23 +90,36 @@ def test_a_tagger_whose_face_backbone_export_is_cached_imports_no_timm(tmp_path)
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_a_face_backbone_per_task_goes_to_onnx_runtime_as_one_network(tmp_path):
-    """Both backbones in one export, their features side by side: the heads read the same."""
+def test_each_tasks_face_backbone_goes_to_onnx_runtime_and_age_skips_emotions_zooms(tmp_path):
+    """A backbone per task, each exported on its own: the heads read what they read in PyTorch,
+    and with emotion's zoom the age backbone runs on the crops alone."""
     import dataclasses
 
+    from phototag.vision.attributes import _cached_face_encoder
     from phototag.vision.config import PRESETS
-    from phototag.vision.models import build_model
+    from phototag.vision.models import build_model, predict
     from phototag.vision.weightsfile import load_weights, save_weights
 
     torch.manual_seed(0)
-    config = dataclasses.replace(PRESETS["tiny"], face_backbone_per_task=True)
+    config = dataclasses.replace(PRESETS["tiny"], face_backbone_per_task=True, emotion_zooms=(1.2,))
     path = save_weights(build_model(config), tmp_path / "per-task.safetensors", info={"epochs": 1})
     model, _ = load_weights(path)
-    encoder = onnx_cpu.OnnxFaceEncoder.export(model.face_encoder, config.face_size, path, tmp_path)
-    assert encoder.features == model.face_encoder.features == 2 * model.face_heads.heads["age"].in_features
-    on_onnx, _ = load_weights(path, face_encoder=encoder)
-    faces = torch.rand(5, 3, config.face_size, config.face_size)
-    with torch.no_grad():
-        expected, ours = model.face_branch(faces), on_onnx.face_branch(faces)
+    assert _cached_face_encoder(config, path, tmp_path) is None  # nothing exported yet
     for task in ("emotion", "age"):
-        assert torch.allclose(ours[task], expected[task], atol=1e-4)
+        onnx_cpu.OnnxFaceEncoder.export(model.face_encoder.encoders[task], config.face_size, path,
+                                        tmp_path, task=task)
+    encoder = _cached_face_encoder(config, path, tmp_path)
+    assert encoder.features == model.face_encoder.features
+    on_onnx, _ = load_weights(path, face_encoder=encoder)
+    seen = {}
+    for task, session in on_onnx.face_encoder.encoders.items():
+        session.register_forward_hook(lambda _m, inputs, _out, task=task: seen.setdefault(task, []).append(
+            len(inputs[0])))
+    side, context = config.face_size, config.context_size
+    face, scene = torch.rand(5, 3, side, side), torch.rand(5, 3, context, context)
+    with torch.no_grad():
+        expected = predict(model, face, scene, scene, flip=True, emotion_zooms=(1.2,))
+        ours = predict(on_onnx, face, scene, scene, flip=True, emotion_zooms=(1.2,))
+    for task in ("emotion", "age"):
+        assert torch.allclose(ours.logits[task], expected.logits[task], atol=1e-4)
+    assert seen == {"emotion": [20], "age": [10]}  # 5 faces, mirrored: 2 views for emotion

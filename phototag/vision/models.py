@@ -113,9 +113,11 @@ class PerTaskFaceEncoder(nn.Module):
     """One face backbone per task, their pooled features side by side in task order: to the
     rest of the model (and to ONNX Runtime) it is one encoder with one output."""
 
-    def __init__(self, name, size, tasks):
+    def __init__(self, name, size, tasks, encoders=None):
+        """``encoders``: {task: module} standing in for the backbones (each an ONNX Runtime
+        session at inference), which are then not built."""
         super().__init__()
-        self.encoders = nn.ModuleDict({task: FaceEncoder(name, size) for task in tasks})
+        self.encoders = nn.ModuleDict(encoders or {task: FaceEncoder(name, size) for task in tasks})
         self.features = sum(encoder.features for encoder in self.encoders.values())
 
     def forward(self, face):
@@ -177,6 +179,13 @@ class GatedModel(nn.Module):
     def face_branch(self, face):
         return self.face_heads(self.face_encoder(face))
 
+    def face_task_logits(self, face, task):
+        """One task's face-branch logits; with a backbone per task, only that task's runs."""
+        if self.config.face_backbone_per_task:
+            features = self.face_encoder.encoders[task](face)
+            return self.face_heads.heads[task](self.face_heads.dropout(features))
+        return self.face_branch(face)[task]
+
     def context_branch(self, context):
         return self.context_heads(self.context_encoder(context))
 
@@ -185,10 +194,16 @@ class GatedModel(nn.Module):
         crops and which one each face uses (faces of one photo share the whole-photo crop).
         ``views``: ``face`` holds that many crops of every face, one view after another (the
         crop as it is first): emotion's face answer is the mean over them, age's the first's."""
-        face_logits = self.face_branch(face)
+        n = len(context)
+        if views > 1 and self.config.face_backbone_per_task:
+            # Each task's own backbone: age's sees the crops alone, not every view.
+            face_logits = {task: self.face_task_logits(face if task == "emotion" else face[:n], task)
+                           for task in self.config.tasks}
+        else:
+            face_logits = self.face_branch(face)
         if views > 1:
-            face_logits = {task: v.view(views, len(context), -1).mean(0) if task == "emotion"
-                           else v[: len(context)] for task, v in face_logits.items()}
+            face_logits = {task: v.view(views, n, -1).mean(0) if task == "emotion" else v[:n]
+                           for task, v in face_logits.items()}
         # Context and GatingNet share the backbone and attention: one batch through both.
         encoded = self.context_encoder(torch.cat([context, gate]))
         context_features, gate_features = encoded[: len(context)], encoded[len(context):]

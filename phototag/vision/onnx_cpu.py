@@ -102,22 +102,27 @@ class OnnxFaceEncoder(torch.nn.Module):
         self.features = self.session.get_outputs()[0].shape[1]
 
     @classmethod
-    def export(cls, encoder, size, weights_path, cache, threads=None):
-        """From the PyTorch encoder, exported once into ``cache``."""
+    def export(cls, encoder, size, weights_path, cache, threads=None, task=None):
+        """From the PyTorch encoder, exported once into ``cache``; ``task``: the encoder is that
+        task's own face backbone."""
         def export(module):
             return _export(module.float().eval(), torch.zeros(2, 3, size, size), ["face"], ["features"],
                            {"face": {0: "faces"}})
 
-        return cls(exported(encoder, weights_path, cache, f"face{size}", export), threads)
+        return cls(exported(encoder, weights_path, cache, _face_name(size, task), export), threads)
 
     @classmethod
-    def cached(cls, size, weights_path, cache, threads=None):
+    def cached(cls, size, weights_path, cache, threads=None, task=None):
         """From an earlier run's export, or None: then the PyTorch network need not be built."""
         try:
-            data = export_path(f"face{size}", weights_path, cache).read_bytes()
+            data = export_path(_face_name(size, task), weights_path, cache).read_bytes()
         except OSError:
             return None
         return cls(data, threads)
 
     def forward(self, face):
         return torch.from_numpy(self.session.run(None, {"face": face.float().contiguous().numpy()})[0])
+
+
+def _face_name(size, task):
+    return f"face{size}" if task is None else f"face{size}-{task}"
