@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from phototag.train.evaluate import neighbour_errors
-from phototag.train.losses import compute_loss, partial_label_loss
+from phototag.train.losses import age_allowed, compute_loss, distilled_loss, partial_label_loss
 
 
 def test_one_allowed_group_is_plain_weighted_cross_entropy():
@@ -50,3 +50,39 @@ def test_neighbouring_age_groups_are_counted_apart():
     scores = neighbour_errors(confusion)
     assert abs(scores["accuracy_within_one"] - 19 / 20) < 1e-9
     assert abs(scores["adjacent_share_of_errors"] - 3 / 4) < 1e-9
+
+
+def test_distilled_loss_with_no_teacher_share_is_the_usual_cross_entropy():
+    torch.manual_seed(2)
+    logits, target = torch.randn(8, 6), torch.randint(0, 6, (8,))
+    teacher = torch.rand(8, 6).softmax(1)
+    assert torch.allclose(distilled_loss(logits, target, teacher, 0.0, label_smoothing=0.1),
+                          F.cross_entropy(logits, target, label_smoothing=0.1))
+    weight = torch.rand(6) + 0.5
+    assert torch.allclose(distilled_loss(logits, target, teacher, 0.0, weight),
+                          F.cross_entropy(logits, target, weight=weight))
+
+
+def test_distilled_loss_pulls_the_answer_towards_the_mix_of_label_and_teacher():
+    teacher = torch.tensor([[0.1, 0.6, 0.1, 0.1, 0.05, 0.05], [0.2] * 5 + [0.0]])
+    target = torch.tensor([0, -1])  # the second face has no emotion label: it is left out
+    logits = torch.zeros(2, 6, requires_grad=True)
+    optimiser = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(500):
+        optimiser.zero_grad()
+        distilled_loss(logits, target, teacher, 0.5).backward()
+        optimiser.step()
+    expected = 0.5 * F.one_hot(torch.tensor(0), 6) + 0.5 * teacher[0]
+    assert torch.allclose(logits.softmax(1)[0], expected, atol=1e-3)
+    assert torch.equal(logits[1].detach(), torch.zeros(6))
+
+
+def test_compute_loss_takes_the_teacher_for_emotion_only():
+    torch.manual_seed(3)
+    logits = {"emotion": torch.randn(2, 6), "age": torch.randn(2, 6)}
+    emotion, mask = torch.tensor([1, 4]), torch.tensor([1 << 2, 0])
+    teacher = torch.rand(2, 6).softmax(1)
+    loss = compute_loss(logits, emotion, mask, {}, 0.1, teacher, 0.3)
+    expected = distilled_loss(logits["emotion"], emotion, teacher, 0.3, label_smoothing=0.1) + \
+        partial_label_loss(logits["age"], age_allowed(mask, 6))
+    assert torch.allclose(loss, expected)

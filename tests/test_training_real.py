@@ -185,3 +185,21 @@ def test_untrained_weights_are_refused(tmp_path):
     lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
     result = run_phototag(tmp_path, "index", "--model", path, lib, check=False)
     assert result.returncode == 1 and "records no training" in result.stderr
+
+
+def test_a_teacher_is_recorded_with_the_weights_and_teaches_the_face_stage_only(tmp_path, trained):
+    from phototag.hashing import file_sha256
+
+    common = ["--init", trained, "--epochs", "1", "--task", "emotion", "--limit-per-class", "4",
+              "--batch-size", "16", "--optimizer", "adamw", "--teacher", trained,
+              "--data", f"emotion:{FER / 'train'}"]
+    out = tmp_path / "taught.safetensors"
+    result = run_phototag(tmp_path, "train", *common, "--stage", "face", "--teacher-share", "0.7",
+                          "--out", out)
+    assert "teacher: answering for" in result.stderr
+    assert read_metadata(out)[1]["teacher"] == {"file": trained.name, "sha256": file_sha256(trained),
+                                                "share": 0.7}
+    refused = run_phototag(tmp_path, "train", *common, "--stage", "gate",
+                           "--out", tmp_path / "gate.safetensors", check=False)
+    assert refused.returncode != 0 and "--teacher is for --stage face" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "gate.safetensors").exists()

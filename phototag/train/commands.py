@@ -165,6 +165,12 @@ def _device(name):
               help="Class balance by loss weights (inverse frequency), or none.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
               help="Emotion labels are smoothed by this much (FER2013's are noisy).")
+@click.option("--teacher", type=click.Path(exists=True, dir_okay=False),
+              help="Face stage: learn emotion from this gated model's answers too (with its "
+                   "test-time views), beside the labels: a label the teacher finds unlikely "
+                   "weighs less. The teacher's answers on the training faces are computed once.")
+@click.option("--teacher-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="The teacher's share of each emotion target (the rest: the smoothed label).")
 @click.option("--augment", type=click.Choice(["full", "light", "none"]), default="full", show_default=True,
               help="full: moves, flips, colours, erasing, and 4 faces in 10 at a lower resolution "
                    "or JPEG-compressed (small faces in photos); light: the same with 1 in 10 "
@@ -185,8 +191,8 @@ def _device(name):
                    "with it, and cut once into ~/.cache/phototag/crops).")
 def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, context_backbone,
           per_task, face_size, context_size, context_scale, scratch, pretrained_dir, stage, task, optimizer,
-          rho, adaptive, lr, epochs, batch_size, balance, label_smoothing, augment, no_augment,
-          limit_per_class, seed, device, init, fp16, resume, weights_dir):
+          rho, adaptive, lr, epochs, batch_size, balance, label_smoothing, teacher, teacher_share, augment,
+          no_augment, limit_per_class, seed, device, init, fp16, resume, weights_dir):
     """Train an emotion/age model and write its weights.
 
     \b
@@ -198,6 +204,8 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     from ..vision.weightsfile import load_weights, save_weights
     from ..weights import WeightsError
     from .losses import class_shares
+    from ..hashing import file_sha256
+    from .distil import teacher_probabilities
     from .loop import TrainOptions, seed_everything, train as run_training
     from .join import join_face_branches
     from .pretrained import initialise
@@ -245,16 +253,28 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
             val_set = held if val_set is None else val_set.joined(held)
         if val_set is None:
             fail("no validation data: give --val, or a --holdout above 0")
+        if teacher:
+            if stage != "face":
+                fail("--teacher is for --stage face")
+            teacher_model, _ = load_weights(teacher)
+            if teacher_model.config.emotions != model.config.emotions:
+                fail(f"{teacher} answers other emotions than the model trained")
+            click.echo(f"teacher: answering for {len(train_set)} training images", err=True)
+            taught = teacher_probabilities(teacher_model, train_set, device,
+                                           report=lambda line: click.echo(line, err=True))
+            del teacher_model
     except (WeightsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     options = TrainOptions(stage=stage, optimizer=optimizer, rho=rho, adaptive=adaptive, lr=lr,
                            epochs=epochs, batch_size=batch_size, balance=balance,
-                           label_smoothing=label_smoothing, augment="none" if no_augment else augment,
+                           label_smoothing=label_smoothing, teacher_share=teacher_share,
+                           augment="none" if no_augment else augment,
                            seed=seed,
                            checkpoint=f"{out}.ckpt", resume=resume)
     try:
         history = run_training(model, train_set, val_set, options, device,
-                               report=lambda line: click.echo(line, err=True))
+                               report=lambda line: click.echo(line, err=True),
+                               teacher=taught if teacher else None)
     except ValueError as exc:
         fail(str(exc))
     # Recorded only for class-weighted training (what the shares undo); a file trained on without
@@ -272,6 +292,8 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
         "train": list(data),
         "val": list(val),
         "holdout": holdout,
+        **({"teacher": {"file": Path(teacher).name, "sha256": file_sha256(teacher),
+                        "share": teacher_share}} if teacher else {}),
         "history": earlier.get("history", []) + [dataclasses.asdict(h) for h in history],
         **({"joined": earlier["joined"]} if "joined" in earlier else {}),  # join_face_branches.py
     }

@@ -37,6 +37,7 @@ class TrainOptions:
     batch_size: int = 64
     balance: str = "loss"  # loss | none
     label_smoothing: float = 0.1
+    teacher_share: float = 0.5  # of the emotion target, when a teacher is given
     augment: str = "full"  # a name in AUGMENTATIONS: full, light or none
     seed: int = 0
     checkpoint: str = None
@@ -176,9 +177,13 @@ def epoch_order(count, seed, epoch):
 
 
 def train_stage(model, stage, train_set, val_set, options, device, report=print, start_epoch=0,
-                resume_state=None, history=None):
-    """Train one stage for ``options.epochs`` epochs; checkpoint after each."""
+                resume_state=None, history=None, teacher=None):
+    """Train one stage for ``options.epochs`` epochs; checkpoint after each. ``teacher``: emotion
+    probabilities, one row per face of ``train_set``, that the face stage learns from beside the
+    labels (``distilled_loss``)."""
     history = history if history is not None else []
+    if teacher is not None and stage != "face":
+        raise ValueError(f"a teacher is for the face stage, not the {stage} stage")
     train_set = stage_items(train_set, stage)
     val_set = stage_items(val_set, stage) if val_set is not None else None
     if len(train_set) < 2:
@@ -216,9 +221,14 @@ def train_stage(model, stage, train_set, val_set, options, device, report=print,
             face, context, gate = (None if t is None else t.to(device) for t in (face, context, gate))
             emotion, age_mask = emotion.to(device), age_mask.to(device)
 
+            taught = None
+            if teacher is not None:
+                taught = teacher[order[(step - 1) * batch_size: step * batch_size]].to(device)
+
             def loss_at_current_weights():
                 return compute_loss(stage_logits(model, stage, face, context, gate), emotion,
-                                    age_mask, weights, options.label_smoothing)
+                                    age_mask, weights, options.label_smoothing, taught,
+                                    options.teacher_share)
 
             loss = loss_at_current_weights()
             if loss is None:
@@ -279,8 +289,9 @@ def stages_for(model, stage):
     return list(STAGES) if stage == "all" else [stage]
 
 
-def train(model, train_set, val_set, options, device="cpu", report=print):
-    """Run the stages ``options.stage`` names, resuming from the checkpoint if asked."""
+def train(model, train_set, val_set, options, device="cpu", report=print, teacher=None):
+    """Run the stages ``options.stage`` names, resuming from the checkpoint if asked;
+    ``teacher``: see ``train_stage``."""
     seed_everything(options.seed)
     model.to(device)
     if device == "cpu":
@@ -307,6 +318,7 @@ def train(model, train_set, val_set, options, device="cpu", report=print):
             continue
         train_stage(model, stage, train_set, val_set, options, device, report,
                     start_epoch=start_epoch if resumed else 0,
-                    resume_state=resume_state if resumed else None, history=history)
+                    resume_state=resume_state if resumed else None, history=history,
+                    teacher=teacher)
     model.eval()
     return history

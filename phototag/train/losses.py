@@ -53,15 +53,38 @@ def partial_label_loss(logits, allowed, weight=None):
     return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
 
 
-def compute_loss(logits, emotion, age_mask, weights, label_smoothing=0.0):
+def distilled_loss(logits, emotion, teacher, share, weight=None, label_smoothing=0.0):
+    """Cross-entropy against a mix of the label (smoothed) and a teacher's probabilities
+    (``share`` of the target), over the known labels (-1: none). A row counts with its label's
+    class weight, as in weighted cross-entropy; the teacher softens labels it finds unlikely
+    (FER2013's are noisy) without a second pass of the network."""
+    known = emotion >= 0
+    logits, emotion, teacher = logits[known], emotion[known], teacher[known].to(logits)
+    classes = logits.shape[1]
+    label = F.one_hot(emotion, classes).float() * (1 - label_smoothing) + label_smoothing / classes
+    target = (1 - share) * label + share * teacher
+    loss = -(target * logits.log_softmax(1)).sum(1)
+    if weight is None:
+        return loss.mean()
+    row_weight = weight[emotion]
+    return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
+
+
+def compute_loss(logits, emotion, age_mask, weights, label_smoothing=0.0, teacher=None,
+                 teacher_share=0.0):
     """Emotion: cross-entropy over known labels (-1: none), label-smoothed (FER2013's labels
-    are noisy). Age: the partial-label loss over the groups each ``age_mask`` allows (0: none),
-    so exact ages and ranges train alike. None when the batch has no label for either."""
+    are noisy), or, given a ``teacher``'s probabilities for the batch, ``distilled_loss``. Age:
+    the partial-label loss over the groups each ``age_mask`` allows (0: none), so exact ages
+    and ranges train alike. None when the batch has no label for either."""
     total, parts = 0.0, 0
     if "emotion" in logits and (emotion >= 0).any():
-        total = total + F.cross_entropy(logits["emotion"].float(), emotion,
-                                        weight=weights.get("emotion"), ignore_index=-1,
-                                        label_smoothing=label_smoothing)
+        if teacher is None:
+            total = total + F.cross_entropy(logits["emotion"].float(), emotion,
+                                            weight=weights.get("emotion"), ignore_index=-1,
+                                            label_smoothing=label_smoothing)
+        else:
+            total = total + distilled_loss(logits["emotion"].float(), emotion, teacher, teacher_share,
+                                           weights.get("emotion"), label_smoothing)
         parts += 1
     if "age" in logits:
         allowed = age_allowed(age_mask, logits["age"].shape[1])
