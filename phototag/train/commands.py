@@ -214,6 +214,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     seed_everything(seed)  # before the model is built: its initial weights are part of the run
     device = _device(device)
     earlier = {}  # the training the --init weights already had: their record is carried on
+    taught = None  # the teacher's answers on the training faces (--teacher)
     pretrained = []
     try:
         if init:
@@ -274,7 +275,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     try:
         history = run_training(model, train_set, val_set, options, device,
                                report=lambda line: click.echo(line, err=True),
-                               teacher=taught if teacher else None)
+                               teacher=taught)
     except ValueError as exc:
         fail(str(exc))
     # Recorded only for class-weighted training (what the shares undo); a file trained on without

@@ -19,14 +19,14 @@ def teacher_probabilities(teacher, crops, device="cpu", batch_size=128, report=N
     if device == "cpu":
         teacher.to(memory_format=torch.channels_last)  # faster on CPU, as in training
     zooms = teacher.config.emotion_zooms
-    answers = []
+    answers, done = [], 0
     for face, *_ in batches(crops, np.arange(len(crops)), batch_size, teacher.config.face_size,
                             with_context=False):
         views = [face, face.flip(-1)] if teacher.config.test_flip else [face]
         views += [zoomed(view, zoom) for zoom in zooms for view in views]
         logits = torch.stack([teacher.face_task_logits(view.to(device), "emotion") for view in views])
         answers.append(logits.mean(0).softmax(1).cpu())
-        done = sum(len(a) for a in answers)
+        done += len(face)
         if report and done // 5000 > (done - len(face)) // 5000:
             report(f"teacher: {done} of {len(crops)} faces answered")
     return torch.cat(answers)
