@@ -1,6 +1,9 @@
 """The detector's CPU path: RetinaFace exported to ONNX once, kept in the cache, and giving the
 PyTorch network's outputs (tests/test_detector_parity.py checks the detections themselves)."""
 
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +23,43 @@ def test_the_export_is_made_once_and_then_read_from_the_cache(tmp_path, monkeypa
     assert [f.read_bytes() == first for f in tmp_path.iterdir()] == [True]  # no part file left
     monkeypatch.setattr(onnx_cpu, "_export", lambda *_: pytest.fail("exported a second time"))
     assert onnx_cpu.exported(model, DETECTOR, tmp_path) == first
+
+
+def _aged(path, seconds):
+    path.write_bytes(b"an earlier export")
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_a_new_export_removes_those_no_run_has_read_for_a_month(tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(b"the weights of this run")
+    cache = tmp_path / "onnx"
+    cache.mkdir()
+    day = 24 * 3600
+    month = onnx_cpu.STALE_AFTER_S + day
+    stale = [_aged(cache / "face96-0123456789abcdef-torch2.13.0-opset17.onnx", month),
+             _aged(cache / "face96-emotion-fedcba9876543210-torch2.14.1-cu130-opset17.onnx", month),
+             _aged(cache / "tmp1a2b3c.part", 2 * day)]  # left by a run killed while writing
+    kept = [_aged(cache / "face96-age-fedcba9876543210-torch2.14.1-opset17.onnx", 7 * day),
+            _aged(cache / "tmp4d5e6f.part", 60),  # another run writing now
+            _aged(cache / "notes.txt", month)]  # not an export
+    data = onnx_cpu.exported(None, weights, cache, "face96-emotion", export=lambda _model: b"exported")
+    new = onnx_cpu.export_path("face96-emotion", weights, cache)
+    assert data == b"exported" and new.read_bytes() == data
+    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in kept + [new])
+    assert not any(p.exists() for p in stale)
+
+
+def test_reading_an_export_marks_it_in_use(tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(b"the weights of this run")
+    path = _aged(onnx_cpu.export_path("face96-emotion", weights, tmp_path), onnx_cpu.STALE_AFTER_S - 60)
+    data = onnx_cpu.exported(None, weights, tmp_path, "face96-emotion",
+                             export=lambda _model: pytest.fail("exported again"))
+    assert data == b"an earlier export"
+    assert time.time() - path.stat().st_mtime < 60  # a month from now it is still in use
 
 
 def test_with_an_unwritable_cache_the_network_still_runs_and_matches_pytorch(tmp_path):

@@ -4,13 +4,15 @@ On the CPU measured here RetinaFace gives PyTorch's answers (to 1e-4) in about h
 PyTorch's time (`bench/detector_modes.py`), and the tagger with its face backbone there tags
 1.3 times as many faces per second (`bench/tagger.py --onnx-face`: MobileNetV2 112 against
 84). Each network is exported from the PyTorch model once per weights file and PyTorch version
-and kept in the user cache; where the cache cannot be written, the export stays in memory for
-the run.
+and kept in the user cache, until no run has read it for a month; where the cache cannot be
+written, the export stays in memory for the run.
 """
 
 import io
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from ..hashing import file_sha256
 
 OPSET = 17
 INPUT = "image"
+# An export no run has read for this long belongs to a weights file (or a PyTorch) no longer in
+# use: each is 2-18 MB, and every upgrade of the weights would otherwise leave one more behind.
+STALE_AFTER_S = 30 * 24 * 3600
+PART_AFTER_S = 24 * 3600  # a part file this old was left by a run killed while writing it
 
 
 def _export(model, example, inputs, outputs, dynamic_axes):
@@ -48,11 +54,40 @@ def export_path(name, weights_path, cache):
     return Path(cache) / f"{name}-{file_sha256(weights_path)[:16]}-torch{version}-opset{OPSET}.onnx"
 
 
+def read_export(path):
+    """The export's bytes; its modification time is set to now, marking it as still in use."""
+    data = Path(path).read_bytes()
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache: nothing is pruned from it either
+        pass
+    return data
+
+
+EXPORT_NAME = re.compile(r".+-[0-9a-f]{16}-torch.+-opset\d+\.onnx")
+
+
+def prune_stale_exports(kept, now=None):
+    """Remove the exports beside ``kept`` that no run has read for STALE_AFTER_S (built from
+    weights files, or by a PyTorch, no longer in use: re-made in seconds if wanted again), and
+    part files left by runs killed while writing."""
+    now = time.time() if now is None else now
+    kept = Path(kept)
+    for path in kept.parent.iterdir():
+        try:
+            age = now - path.stat().st_mtime
+            if path != kept and ((EXPORT_NAME.fullmatch(path.name) and age > STALE_AFTER_S) or
+                                 (path.name.endswith(".part") and age > PART_AFTER_S)):
+                path.unlink()
+        except OSError:  # gone already (another run pruned it), or not ours to remove
+            pass
+
+
 def exported(model, weights_path, cache, name="retinaface-pixels", export=retinaface_onnx):
     """The ONNX bytes for ``model`` (built from ``weights_path``), from ``cache`` if there."""
     path = export_path(name, weights_path, cache)
     try:
-        return path.read_bytes()
+        return read_export(path)
     except OSError:
         pass
     data = export(model)
@@ -64,7 +99,8 @@ def exported(model, weights_path, cache, name="retinaface-pixels", export=retina
             part.write(data)
         os.replace(part.name, path)
     except OSError:
-        pass
+        return data
+    prune_stale_exports(path)
     return data
 
 
@@ -115,7 +151,7 @@ class OnnxFaceEncoder(torch.nn.Module):
     def cached(cls, size, weights_path, cache, threads=None, task=None):
         """From an earlier run's export, or None: then the PyTorch network need not be built."""
         try:
-            data = export_path(_face_name(size, task), weights_path, cache).read_bytes()
+            data = read_export(export_path(_face_name(size, task), weights_path, cache))
         except OSError:
             return None
         return cls(data, threads)
