@@ -67,11 +67,11 @@ def read_export(path):
 EXPORT_NAME = re.compile(r".+-[0-9a-f]{16}-torch.+-opset\d+\.onnx")
 
 
-def prune_stale_exports(kept, now=None):
+def prune_stale_exports(kept):
     """Remove the exports beside ``kept`` that no run has read for STALE_AFTER_S (built from
     weights files, or by a PyTorch, no longer in use: re-made in seconds if wanted again), and
     part files left by runs killed while writing."""
-    now = time.time() if now is None else now
+    now = time.time()
     kept = Path(kept)
     for path in kept.parent.iterdir():
         try:
