@@ -40,6 +40,14 @@ def age_allowed(age_mask, groups):
     return (age_mask.unsqueeze(1) & bits) != 0
 
 
+def weighted_mean(loss, row_weight=None):
+    """Per-row losses averaged as weighted cross-entropy averages them: each row times its
+    weight, over the sum of the weights (the plain mean without weights)."""
+    if row_weight is None:
+        return loss.mean()
+    return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
+
+
 def partial_label_loss(logits, allowed, weight=None):
     """-log P(answer is one of the allowed groups), averaged like weighted cross-entropy: with
     one allowed group it is cross-entropy; an age range over two groups is trained as such
@@ -47,10 +55,8 @@ def partial_label_loss(logits, allowed, weight=None):
     known = allowed.any(1)
     logits, allowed = logits[known], allowed[known]
     loss = logits.logsumexp(1) - logits.masked_fill(~allowed, float("-inf")).logsumexp(1)
-    if weight is None:
-        return loss.mean()
-    row_weight = (allowed.float() * weight).sum(1) / allowed.sum(1)
-    return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
+    row_weight = None if weight is None else (allowed.float() * weight).sum(1) / allowed.sum(1)
+    return weighted_mean(loss, row_weight)
 
 
 def distilled_loss(logits, emotion, teacher, share, weight=None, label_smoothing=0.0):
@@ -64,10 +70,7 @@ def distilled_loss(logits, emotion, teacher, share, weight=None, label_smoothing
     label = F.one_hot(emotion, classes).float() * (1 - label_smoothing) + label_smoothing / classes
     target = (1 - share) * label + share * teacher
     loss = -(target * logits.log_softmax(1)).sum(1)
-    if weight is None:
-        return loss.mean()
-    row_weight = weight[emotion]
-    return (loss * row_weight).sum() / row_weight.sum().clamp_min(1e-12)
+    return weighted_mean(loss, None if weight is None else weight[emotion])
 
 
 def compute_loss(logits, emotion, age_mask, weights, label_smoothing=0.0, teacher=None,
