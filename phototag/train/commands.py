@@ -58,7 +58,7 @@ def _labelled_for(item, tasks):
     return ("emotion" in tasks and item.emotion >= 0) or ("age" in tasks and item.age_mask)
 
 
-def _holdout(crops, fraction, tasks):
+def split_off_holdout(crops, fraction, tasks):
     """Split ``fraction`` of the images labelled for ``tasks`` off ``crops`` (by content hash,
     see ``split_holdout``): (kept, held out or None)."""
     from .datasets import split_holdout
@@ -248,7 +248,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
         validated = {t for t in ("emotion", "age")
                      if val_set and any(_labelled_for(i, {t}) for i in val_set.items)}
         held_tasks = {"emotion", "age"} if holdout_all else {"emotion", "age"} - validated
-        train_set, held = _holdout(train_set, holdout, held_tasks)
+        train_set, held = split_off_holdout(train_set, holdout, held_tasks)
         if held is not None:
             click.echo(f"val: {len(held)} images held out of the training data", err=True)
             val_set = held if val_set is None else val_set.joined(held)
@@ -349,7 +349,7 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
         model, _ = load_weights(weights_file, device)
         dataset = located_crops(data, task, model.config, weights_dir, limit_per_class, "eval")
         if held_out:
-            _, dataset = _holdout(dataset, held_out, {"emotion", "age"})
+            _, dataset = split_off_holdout(dataset, held_out, {"emotion", "age"})
             if dataset is None:
                 fail("nothing of --data falls in the held-out part")
     except (WeightsError, ValueError, FileNotFoundError) as exc:
