@@ -43,11 +43,13 @@ def answers(model):
     return torch.cat(whole), torch.cat(face), torch.cat(truth)
 
 
-def accuracy(probabilities, truth, neutral):
-    six = (probabilities.argmax(1) == truth).float().mean().item()
+def accuracy(answers, truth, neutral):
+    """(six-way, five-way) accuracy of ``answers`` (probabilities or logits, a row per face);
+    five-way: the faces of the five original emotions, answered among those five."""
+    six = (answers.argmax(1) == truth).float().mean().item()
     expressive = truth != neutral
-    five = probabilities[expressive].clone()
-    five[:, neutral] = -1
+    five = answers[expressive].clone()
+    five[:, neutral] = float("-inf")
     return six, (five.argmax(1) == truth[expressive]).float().mean().item()
 
 

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from bench.ensemble import accuracy  # noqa: E402
 from bench.library import SHARED, WEIGHTS  # noqa: E402
 from phototag.train.commands import located_crops, split_off_holdout  # noqa: E402
 from phototag.train.loop import batches  # noqa: E402
@@ -57,15 +58,6 @@ def raw_logits(model):
             truth.append(emotion)
         results[name] = (torch.cat(logits), torch.cat(truth))
     return results
-
-
-def scores(logits, truth, neutral):
-    """(six-way, five-way) accuracy in %."""
-    six = (logits.argmax(1) == truth).float().mean().item()
-    expressive = truth != neutral
-    five = logits[expressive].clone()
-    five[:, neutral] = float("-inf")
-    return 100 * six, 100 * (five.argmax(1) == truth[expressive]).float().mean().item()
 
 
 def fitted_offsets(logits, truth):
@@ -99,14 +91,15 @@ def main():
     print("six / five emotions, on the fitting faces, then on FER2013 val\n")
 
     def row(name, fit_logits, test_logits):
-        six_fit, five_fit = scores(fit_logits, fit_truth, neutral)
-        six, five = scores(test_logits, test_truth, neutral)
-        print(f"{name:<58} {six_fit:5.1f} / {five_fit:5.1f}   {six:5.1f} / {five:5.1f}")
-        return five_fit
+        six_fit, five_fit = accuracy(fit_logits, fit_truth, neutral)
+        six, five = accuracy(test_logits, test_truth, neutral)
+        print(f"{name:<58} {100 * six_fit:5.1f} / {100 * five_fit:5.1f}   "
+              f"{100 * six:5.1f} / {100 * five:5.1f}")
 
-    row(f"{Path(args.base).name} as shipped", fit + log_shares, test + log_shares)
+    print(Path(args.base).name)
     for tau in TAUS:
-        row(f"  class shares times {tau}", fit + tau * log_shares, test + tau * log_shares)
+        shipped = " (as an index run answers)" if tau == 1.0 else ""
+        row(f"  class shares times {tau}{shipped}", fit + tau * log_shares, test + tau * log_shares)
     offsets = fitted_offsets(fit + log_shares, fit_truth)
     offsets = offsets - offsets[neutral]
     row(f"  plus fitted offsets {[round(float(x), 2) for x in offsets]}", fit + log_shares + offsets,
@@ -120,12 +113,14 @@ def main():
         if not torch.equal(other_fit_truth, fit_truth):
             sys.exit(f"{path} did not see the same faces")
         row(f"{Path(path).name} alone", other_fit + log_shares, other_test + log_shares)
-        best = max(MIXES, key=lambda w: scores((fit + w * other_fit) / (1 + w) + log_shares, fit_truth,
-                                               neutral)[1])
+
+        def mixed(base_logits, other_logits, w):
+            return (base_logits + w * other_logits) / (1 + w) + log_shares
+
+        best = max(MIXES, key=lambda w: accuracy(mixed(fit, other_fit, w), fit_truth, neutral)[1])
         for w in MIXES:
             mark = " (best on the tenth)" if w == best else ""
-            row(f"  (base + {w} × it) / {1 + w}{mark}", (fit + w * other_fit) / (1 + w) + log_shares,
-                (test + w * other_test) / (1 + w) + log_shares)
+            row(f"  (base + {w} × it) / {1 + w}{mark}", mixed(fit, other_fit, w), mixed(test, other_test, w))
 
 
 if __name__ == "__main__":
