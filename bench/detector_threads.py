@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.library import alternated_runs_options, index_rate, twelve_megapixel_library  # noqa: E402
-from phototag.pipeline import default_workers  # noqa: E402
+from phototag.devices import default_workers  # noqa: E402
 
 
 def index_run(library, faces_only, workers, threads):

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from phototag.library import scan  # noqa: E402
-from phototag.pipeline import DETECTOR_WEIGHTS, IndexOptions, run_index  # noqa: E402
-from phototag.store import Index  # noqa: E402
+from phototag.pipeline import IndexOptions, run_index
+from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.store import Writer  # noqa: E402
 
 
 def plain_loop(paths, weights_path):
@@ -43,7 +44,7 @@ def plain_loop(paths, weights_path):
 
 def index_run(root, weights_dir):
     with tempfile.TemporaryDirectory() as tmp:
-        store = Index(os.path.join(tmp, "index.db"))
+        store = Writer(os.path.join(tmp, "index.db"))
         started = time.perf_counter()
         summary = run_index(store, IndexOptions(roots=[str(root)], weights_dir=weights_dir))
         elapsed = time.perf_counter() - started

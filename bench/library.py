@@ -97,10 +97,10 @@ def index_rate(library, faces_only, **options):
     """photos/s of one `index` run in this process over ``library`` into a fresh index, tagging
     with the shipped weights unless ``faces_only``; ``options``: more IndexOptions fields."""
     from phototag.pipeline import IndexOptions, run_index
-    from phototag.store import Index
+    from phototag.store import Writer
 
     with tempfile.TemporaryDirectory() as tmp:
-        index = Index(os.path.join(tmp, "index.db"))
+        index = Writer(os.path.join(tmp, "index.db"))
         try:
             run = IndexOptions(roots=[str(library)], weights_dir=str(WEIGHTS), faces_only=faces_only,
                                attributes=None if faces_only else str(SHIPPED), **options)

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from bench.library import (PHOTOS, WEIGHTS, alternated_runs_options, index_rate,  # noqa: E402
                            twelve_megapixel_library)
 from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision import onnx_cpu  # noqa: E402
 from phototag.vision.detect import Detector  # noqa: E402
 

@@ -29,10 +29,12 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from bench.library import PHOTOS, SHIPPED, WEIGHTS, make_library  # noqa: E402
 from phototag.library import scan  # noqa: E402
-from phototag.pipeline import (DETECTOR_WEIGHTS, IndexOptions, detect_records, keep_list,  # noqa: E402
-                               PhotoFiles, default_batch_size, default_workers, resolve_device,
-                               run_index, shared_memory_room)
-from phototag.store import Index  # noqa: E402
+from phototag.devices import default_batch_size, default_workers, resolve_device  # noqa: E402
+from phototag.local_runner import PhotoFiles, keep_list, shared_memory_room  # noqa: E402
+from phototag.pipeline import IndexOptions, run_index  # noqa: E402
+from phototag.stages import detect_records  # noqa: E402
+from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.store import Writer  # noqa: E402
 from phototag.vision.attributes import AttributeTagger  # noqa: E402
 from phototag.vision.config import PRESETS  # noqa: E402
 from phototag.vision.detect import Detector  # noqa: E402
@@ -85,7 +87,7 @@ def measure(root, model_path, device, batch_size, workers):
     faces_only = dataclasses.replace(options, attributes=None, faces_only=True)
     for name, run_options in (("tagging", options), ("faces only", faces_only)):
         with tempfile.TemporaryDirectory() as tmp:
-            store = Index(os.path.join(tmp, "index.db"))
+            store = Writer(os.path.join(tmp, "index.db"))
             full_s, summary = timed(lambda: run_index(store, run_options))
             store.close()
         assert summary.processed == n

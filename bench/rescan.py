@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from bench.library import WEIGHTS, make_library  # noqa: E402
 from bench.timing import best  # noqa: E402
 from phototag.pipeline import IndexOptions, run_index  # noqa: E402
-from phototag.store import Index  # noqa: E402
+from phototag.store import Writer  # noqa: E402
 
 
 def bare_walk(root):
@@ -52,7 +52,7 @@ def main():
     print(f"{args.photos:,} photos ready in {time.perf_counter() - started:.0f} s")
     db = work / "index.db"
     options = IndexOptions(roots=[str(library)], weights_dir=str(WEIGHTS))
-    store = Index(db)
+    store = Writer(db)
     started = time.perf_counter()
     first = run_index(store, options)
     print(f"first run: {first.processed:,} indexed, {first.faces:,} faces in "

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.timing import best  # noqa: E402
 from phototag.labels import AGE_GROUPS, EMOTIONS  # noqa: E402
-from phototag.store import Index, Query  # noqa: E402
+from phototag.store import Writer, Query  # noqa: E402
 
 RAW_QUERY = (
     "SELECT DISTINCT p.path FROM faces f JOIN photos p ON p.id = f.photo_id "
@@ -31,7 +31,7 @@ RAW_QUERY = (
 
 
 def build(path, faces, photos):
-    Index(path).close()  # the real schema and its indexes
+    Writer(path).close()  # the real schema and its indexes
     rng = random.Random(0)
     conn = sqlite3.connect(path)
     with conn:
@@ -73,7 +73,7 @@ def main():
                 conn.close()
 
         def phototag_query():
-            store = Index(db, readonly=True)
+            store = Writer(db, readonly=True)
             try:
                 return list(store.search(Query(emotions=("smile",), age_groups=("child",), paths_only=True)))
             finally:

@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision.attributes import AttributeTagger  # noqa: E402
 from phototag.vision.config import PRESETS, parse_zooms  # noqa: E402
 from phototag.vision.detect import Detector  # noqa: E402

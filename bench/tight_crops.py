@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.pipeline import DETECTOR_WEIGHTS  # noqa: E402
+from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
 from phototag.vision.detect import Detector  # noqa: E402
 
 FER_VAL = ROOT.parent / "shared" / "data" / "emotion" / "fer2013" / "val"

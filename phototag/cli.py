@@ -24,10 +24,10 @@ from .labels import AGE_GROUPS, EMOTIONS
 
 def open_index(path, readonly=False):
     """The index for an index run (created or upgraded), or read-only for every other command."""
-    from .store import Index, Reader, StoreError
+    from .store import Writer, Reader, StoreError
 
     try:
-        return Reader(path) if readonly else Index(path)
+        return Reader(path) if readonly else Writer(path)
     except StoreError as exc:
         fail(str(exc))
 
@@ -67,7 +67,7 @@ def main():
 
 
 def _device_name(_ctx, _param, value):
-    from .pipeline import check_device_name  # no torch: checking a name needs none
+    from .devices import check_device_name  # no torch: checking a name needs none
 
     try:
         return check_device_name(value)
@@ -219,7 +219,7 @@ def index(paths, db, wait, quiet, **options):
 def _ray_address_or_path(options, paths):
     """`--ray PATH` reads as `--ray` with a local Ray and PATH as the first folder: --ray's
     address is optional, so click hands it the next word whatever it is."""
-    from .cluster import LOCAL, is_address
+    from .ray_runner import LOCAL, is_address
 
     address = options["ray"]
     if address is not None and not is_address(address):
@@ -238,7 +238,8 @@ def _run_index(db, options, quiet):
     import dataclasses
 
     from .allocator import keep_freed_memory
-    from .pipeline import SetupError, run_index
+    from .devices import SetupError
+    from .pipeline import run_index
     from .store import printable_path
     from .weights import WeightsError, default_attribute_weights
 

@@ -9,6 +9,8 @@ gives the stored width and height. Photos themselves are never written.
 import os
 from pathlib import Path
 
+from .files import write_atomically
+
 PHOTOTAG_MARK = "phototag"  # mwg-rs:Description of the regions phototag writes
 # phototag's own XMP namespace: what it added to a sidecar, so that it removes only that.
 NAMESPACE = "https://github.com/phototag/phototag/ns/xmp/1.0/"
@@ -208,17 +210,8 @@ def write_sidecar(photo, path):
     """Write (or merge into) the XMP sidecar at ``path`` for one indexed photo, atomically.
     Paths are handled by Python, not exiv2, so a name that is not UTF-8 works too."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     existing = path.read_bytes() if path.exists() else EMPTY_SIDECAR.encode("utf-8")
-    content = sidecar_xmp(existing, photo)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        partial.write_bytes(content)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return path
+    return write_atomically(path, sidecar_xmp(existing, photo))
 
 
 def _as_list(value):

@@ -2,7 +2,7 @@
 
 It is a POSIX record lock (``fcntl.lockf``), not ``flock``: a record lock is held by the process
 that took it and is never inherited by a forked child. So a decode worker that outlives a killed
-run (it should not: see ``pipeline._die_with_parent``) still cannot keep the index locked, and
+run (it should not: see ``local_runner._die_with_parent``) still cannot keep the index locked, and
 the kernel frees the lock the moment the run's own process dies, SIGKILL included.
 """
 

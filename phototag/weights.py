@@ -10,15 +10,17 @@ written atomically, so a half-finished or tampered download never lands under it
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hashing import file_sha256 as _sha256_of_content
+from .files import atomic_path, write_atomically
+from .files import file_sha256 as sha256_of
 
 CHUNK = 1 << 20
+# The networks every index run uses, by their names in weights/manifest.
+DETECTOR_WEIGHTS = "retinaface_mobilenet0.25_Final.pth"
 
 
 class WeightsError(Exception):
@@ -75,21 +77,19 @@ def record_in_manifest(path, manifest):
     for i, line in enumerate(lines):
         fields = line.split()
         if fields and fields[0] == path.name:
-            fields[1], fields[2] = _sha256_of_content(path), str(path.stat().st_size)
+            fields[1], fields[2] = sha256_of(path), str(path.stat().st_size)
             lines[i] = "  ".join(fields)
             rewritten = True
-    manifest.write_text("\n".join(lines) + "\n")
+    write_atomically(manifest, "\n".join(lines) + "\n")
     return rewritten
 
-
-sha256_of = _sha256_of_content
 
 
 def _hash_cache_file():
     return cache_dir().parent / "sha256.json"
 
 
-def file_sha256(path):
+def remembered_sha256(path):
     """sha256 of a file, remembered by its path, size, mtime and inode (as git's index does):
     a nightly run does not re-read tens of megabytes of weights to learn what it knew."""
     path = os.path.realpath(path)
@@ -106,17 +106,14 @@ def file_sha256(path):
     digest = sha256_of(path)
     known[path] = stamp + [digest]
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(f".{cache.name}.{os.getpid()}.part")
-        partial.write_text(json.dumps(known))
-        os.replace(partial, cache)
+        write_atomically(cache, json.dumps(known))
     except OSError:
         pass  # a read-only home: hash again next time
     return digest
 
 
 def verify(path, entry):
-    actual = file_sha256(path)
+    actual = remembered_sha256(path)
     if actual != entry.sha256:
         raise WeightsError(
             f"{path} does not match the sha256 in weights/manifest "
@@ -131,30 +128,26 @@ def fetch(entry, dest_dir, url=None, timeout=60):
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / entry.name
-    fd, partial = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=dest_dir)
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with atomic_path(target) as partial, open(partial, "wb") as out, \
+                urllib.request.urlopen(url, timeout=timeout) as response:
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
-        if digest.hexdigest() != entry.sha256:
-            raise WeightsError(
-                f"download of {entry.name} from {url} does not match its sha256 "
-                f"(expected {entry.sha256}, got {digest.hexdigest()}); refused"
-            )
-        os.replace(partial, target)
+            if digest.hexdigest() != entry.sha256:
+                raise WeightsError(
+                    f"download of {entry.name} from {url} does not match its sha256 "
+                    f"(expected {entry.sha256}, got {digest.hexdigest()}); refused"
+                )
         return target
     except (urllib.error.URLError, OSError) as exc:
         raise WeightsError(
             f"cannot download {entry.name} from {url} ({exc}); put the file in {dest_dir} "
             f"or pass --weights-dir / set PHOTOTAG_WEIGHTS to a folder holding it"
         ) from exc
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
 
 
 def locate(name, weights_dir=None, download=True, manifest=None):
@@ -186,7 +179,7 @@ def locate(name, weights_dir=None, download=True, manifest=None):
 
 def weights_id(path):
     """A short, stable id for the rows a weights file made: its name and content hash."""
-    return f"{Path(path).stem}-{file_sha256(path)[:12]}"
+    return f"{Path(path).stem}-{remembered_sha256(path)[:12]}"
 
 
 def default_attribute_weights(weights_dir=None):

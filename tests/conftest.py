@@ -162,11 +162,11 @@ def reference():
 def index_in_process(db_path, roots, **options):
     """An index run in this process (the model loads once per test session)."""
     from phototag.pipeline import IndexOptions, run_index
-    from phototag.store import Index
+    from phototag.store import Writer
 
     options.setdefault("weights_dir", str(WEIGHTS))
     options.setdefault("workers", 0)
-    store = Index(db_path)
+    store = Writer(db_path)
     try:
         return run_index(store, IndexOptions(roots=[str(r) for r in roots], **options))
     finally:

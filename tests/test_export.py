@@ -11,7 +11,7 @@ from PIL import Image
 
 from phototag.export import sidecar_path, stored_box, write_sidecar
 from phototag.library.decode import decode_bytes
-from phototag.store import Face, Index, PhotoRecord, Reader
+from phototag.store import Face, Writer, PhotoRecord, Reader
 
 from conftest import PHOTOS, db_rows, index_in_process, needs_shared, needs_tool
 
@@ -146,7 +146,7 @@ def test_regions_overlap_the_hand_placed_ones_of_every_oriented_variant(tmp_path
 
 
 def test_export_writes_nothing_beside_photos_when_given_a_sidecar_dir(tmp_path):
-    store = Index(tmp_path / "index.db")
+    store = Writer(tmp_path / "index.db")
     photo = tmp_path / "lib" / "a.jpg"
     photo.parent.mkdir()
     photo.write_bytes(b"x")

@@ -137,13 +137,13 @@ def drop_file_capabilities():
 
 def test_an_unchanged_library_skips_the_comparison_and_any_change_is_still_seen(tmp_path, db_path):
     from phototag.pipeline import IndexOptions, run_index
-    from phototag.store import Index
+    from phototag.store import Writer
 
     from conftest import WEIGHTS
 
     root = copy_photos(SAMPLE[:3], tmp_path / "lib")
     options = IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), workers=0)
-    store = Index(db_path)
+    store = Writer(db_path)
     try:
         assert run_index(store, options).processed == 3
         reads = []
@@ -200,7 +200,7 @@ def test_a_run_without_tagging_weights_says_so_once_and_only_when_it_has_photos_
                                                                                        db_path):
     """Said by the run itself, so that a --ray run says it as a run on one machine does."""
     from phototag.pipeline import IndexOptions, Reporter, run_index
-    from phototag.store import Index
+    from phototag.store import Writer
 
     from conftest import WEIGHTS
 
@@ -212,7 +212,7 @@ def test_a_run_without_tagging_weights_says_so_once_and_only_when_it_has_photos_
             self.lines.append(message)
 
     root = copy_photos(SAMPLE[:2], tmp_path / "lib")
-    store = Index(db_path)
+    store = Writer(db_path)
     try:
         untagged, faces_only = Notes(), Notes()
         options = IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS), workers=0)
@@ -233,9 +233,9 @@ def test_photos_handed_over_through_a_pipe_or_shared_memory_give_the_same_index(
     """Workers hand pixels over in shared memory when /dev/shm has room, else through a pipe
     (Docker's 64 MB /dev/shm): both give the same faces and tags."""
     from conftest import ROOT, WEIGHTS, seed_cache
-    from phototag import pipeline
+    from phototag import local_runner
     from phototag.pipeline import IndexOptions, run_index
-    from phototag.store import Index
+    from phototag.store import Writer
 
     root = copy_photos(SAMPLE, tmp_path / "lib")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -244,9 +244,9 @@ def test_photos_handed_over_through_a_pipe_or_shared_memory_give_the_same_index(
     columns = "path, x1, y1, x2, y2, det_score, emotion, emotion_probs, age_group"
     indexes = {}
     for shared in (False, True):
-        monkeypatch.setattr(pipeline, "shared_memory_room", lambda *_, shared=shared: shared)
+        monkeypatch.setattr(local_runner, "shared_memory_room", lambda *_, shared=shared: shared)
         db = tmp_path / f"shared-{shared}.db"
-        store = Index(str(db))
+        store = Writer(str(db))
         try:
             summary = run_index(store, IndexOptions(roots=[str(root)], weights_dir=str(WEIGHTS),
                                                     attributes=shipped, workers=1, batch_size=2))
@@ -259,7 +259,7 @@ def test_photos_handed_over_through_a_pipe_or_shared_memory_give_the_same_index(
 
 
 def test_shared_memory_is_used_only_where_the_photos_in_flight_fit(tmp_path):
-    from phototag.pipeline import shared_memory_room
+    from phototag.local_runner import shared_memory_room
 
     assert shared_memory_room(2, 8, 1600, folder=str(tmp_path))  # 0.37 GB
     assert not shared_memory_room(2, 8, 10_000_000, folder=str(tmp_path))  # beyond any disk

@@ -106,9 +106,9 @@ def test_a_killed_actor_is_replaced_and_every_photo_is_done_once(tmp_path, peopl
 
 @needs_ray
 def test_workers_that_cannot_see_the_photos_stop_the_run_before_it_starts(tmp_path):
-    from phototag.cluster import check_readable
+    from phototag.ray_runner import check_readable
     from phototag.library.scan import FileEntry
-    from phototag.pipeline import SetupError
+    from phototag.devices import SetupError
 
     photo = tmp_path / "here.jpg"
     shutil.copy(PHOTOS / "people" / os.listdir(PHOTOS / "people")[0], photo)

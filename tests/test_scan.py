@@ -4,7 +4,7 @@ import os
 
 from phototag.labels import AGE_GROUPS, EMOTIONS, age_group
 from phototag.library import scan
-from phototag.library.scan import IndexedFile
+from phototag.store import IndexedFile
 
 
 def make(path, content=b"x"):

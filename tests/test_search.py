@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from phototag.store import SCHEMA_VERSION, Face, Index, PhotoRecord, StoreError
+from phototag.store import SCHEMA_VERSION, Face, Writer, PhotoRecord, StoreError
 
 from conftest import db_rows, needs_shared, run_phototag
 
@@ -21,7 +21,7 @@ def face(x, emotion, e_score, age, a_score, det=0.99):
 
 @pytest.fixture
 def index(db_path):
-    store = Index(db_path)
+    store = Writer(db_path)
     store.write_photos([
         PhotoRecord("/lib/2023/party.jpg", 100, 1, "done", taken_at="2023-06-01T12:00:00",
                     faces=[face(0, "smile", 0.9, "child", 0.8), face(50, "sad", 0.7, "senior", 0.9)]),
@@ -139,7 +139,7 @@ def test_index_file_is_private_wal_and_versioned(index):
 
 
 def test_rewriting_a_photo_replaces_its_faces_and_delete_cascades(index):
-    store = Index(index)
+    store = Writer(index)
     store.write_photos([PhotoRecord("/lib/2024/baby.jpg", 100, 2, "done", faces=[face(0, "smile", 0.9, "baby", 0.9)])])
     assert db_rows(index, "SELECT count(*) FROM faces") == [(4,)]
     (photo_id,) = db_rows(index, "SELECT id FROM photos WHERE path = '/lib/2024/baby.jpg'")[0]
@@ -152,14 +152,14 @@ def test_an_index_from_a_newer_phototag_is_refused(index):
     with sqlite3.connect(index) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="upgrade phototag"):
-        Index(index)
+        Writer(index)
 
 
 def test_a_file_that_is_not_an_index_is_refused(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("my notes")
     with pytest.raises(StoreError, match="not a usable phototag index"):
-        Index(path)
+        Writer(path)
 
 
 def schema_1_index(path):
@@ -178,7 +178,7 @@ def test_an_index_of_schema_1_is_migrated(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO photos (path, status, n_faces) VALUES ('/a.jpg', 'done', 1)")
         conn.execute("INSERT INTO faces (photo_id, idx, emotion, age_group) VALUES (1, 0, 'smile', 'child')")
-    Index(path).close()
+    Writer(path).close()
     assert db_rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     indexes = {name for (name,) in db_rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"faces_emotion_age", "faces_age_photo"} <= indexes and "faces_emotion" not in indexes
@@ -281,5 +281,5 @@ def test_writers_opening_an_old_index_at_once_migrate_it_once(tmp_path):
 
 
 def _open_and_close(path):
-    Index(path).close()
+    Writer(path).close()
     return "ok"

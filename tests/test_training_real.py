@@ -188,7 +188,7 @@ def test_untrained_weights_are_refused(tmp_path):
 
 
 def test_a_teacher_is_recorded_with_the_weights_and_teaches_the_face_stage_only(tmp_path, trained):
-    from phototag.hashing import file_sha256
+    from phototag.files import file_sha256
 
     common = ["--init", trained, "--epochs", "1", "--task", "emotion", "--limit-per-class", "4",
               "--batch-size", "16", "--optimizer", "adamw", "--teacher", trained,

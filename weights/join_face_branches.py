@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from phototag.hashing import file_sha256  # noqa: E402
+from phototag.files import file_sha256  # noqa: E402
 from phototag.train.join import join_face_branches  # noqa: E402
 from phototag.vision.weightsfile import load_weights, save_weights  # noqa: E402
 

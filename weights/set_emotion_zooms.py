@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from phototag.files import atomic_path  # noqa: E402
 from phototag.vision.config import parse_zooms  # noqa: E402
 from phototag.vision.weightsfile import read_metadata  # noqa: E402
 from phototag.weights import record_in_manifest  # noqa: E402
@@ -37,9 +38,8 @@ def set_emotion_zooms(source, out, zooms, command):
         {"command": command, "emotion_zooms": list(zooms)}]}
     metadata.update(config=config.to_json(), info=json.dumps(info))
     out = Path(out)
-    partial = out.with_name(out.name + ".part")
-    save_file(tensors, str(partial), metadata=metadata)
-    partial.replace(out)
+    with atomic_path(out) as partial:
+        save_file(tensors, str(partial), metadata=metadata)
     return out
 
 

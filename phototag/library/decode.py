@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..hashing import sha256_hex
+from ..files import sha256_hex
 
 from .exif import Metadata, declared_orientation, read_metadata
 from .formats import RAW_EXTENSIONS

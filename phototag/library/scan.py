@@ -11,7 +11,7 @@ from stat import S_ISDIR, S_ISREG
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..hashing import file_sha256
+from ..files import file_sha256
 from .formats import wanted_extensions
 
 
@@ -26,18 +26,6 @@ class FileEntry(NamedTuple):
     error: str = None
 
 
-class IndexedFile(NamedTuple):
-    """What the index already knows about one path (a plain view of a ``photos`` row)."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    status: str
-    model: str
-
-
 @dataclass
 class WalkResult:
     files: list = field(default_factory=list)
@@ -50,8 +38,8 @@ class Plan:
     """What an index run has to do."""
 
     todo: list = field(default_factory=list)  # FileEntry: new, changed, or retried
-    moved: list = field(default_factory=list)  # (IndexedFile, FileEntry): path changes, faces kept
-    gone: list = field(default_factory=list)  # IndexedFile rows whose file has disappeared
+    moved: list = field(default_factory=list)  # (indexed row, FileEntry): path changes, faces kept
+    gone: list = field(default_factory=list)  # indexed rows whose file has disappeared
     unchanged: int = 0
     new: int = 0
     changed: int = 0
@@ -176,7 +164,7 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
          stored_hashes=None, redone=frozenset()):
     """Compare the walk with the index rows and decide what to (re)do.
 
-    ``indexed`` maps path → IndexedFile for every row in the index; only rows under ``roots``
+    ``indexed`` maps path → the index's row (``store.IndexedFile``) for every row in the index; only rows under ``roots``
     can be found gone, and none inside a folder that could not be listed. Rows may come without
     their hash: ``stored_hashes(ids)`` then gives those of vanished photos (move detection).
     ``redone``: ids a stopped ``reprocess`` already redid; they are not redone again.

@@ -1,4 +1,4 @@
-"""The SQLite index: schema and migrations (``schema``), records (``records``), the writer an
+"""The SQLite index: schema and migrations (``schema``), records (``records``), the ``Writer`` an
 index run uses under the run lock (``writer``), and the read-only side every other command
 uses (``query``). No torch here.
 
@@ -8,9 +8,9 @@ batch of photos is written in one transaction, so a killed run leaves whole phot
 """
 
 from .query import Query, Reader
-from .records import Face, PhotoRecord, path_from_db, printable_path
+from .records import Face, IndexedFile, PhotoRecord, path_from_db, printable_path
 from .schema import MIGRATIONS, SCHEMA_VERSION, StoreError
-from .writer import Index
+from .writer import Writer
 
-__all__ = ["Face", "Index", "MIGRATIONS", "PhotoRecord", "Query", "Reader", "SCHEMA_VERSION",
-           "StoreError", "path_from_db", "printable_path"]
+__all__ = ["Face", "IndexedFile", "MIGRATIONS", "PhotoRecord", "Query", "Reader", "SCHEMA_VERSION",
+           "StoreError", "Writer", "path_from_db", "printable_path"]

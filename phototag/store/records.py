@@ -4,6 +4,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 PHOTO_COLUMNS = (
     "path", "size", "mtime_ns", "hash", "width", "height", "orientation", "taken_at", "camera",
@@ -13,6 +14,18 @@ FACE_COLUMNS = (
     "idx", "x1", "y1", "x2", "y2", "det_score", "landmarks", "emotion", "emotion_score",
     "emotion_probs", "age_group", "age_score", "age_probs", "gate_face", "gate_context",
 )
+
+
+class IndexedFile(NamedTuple):
+    """What the index already knows about one path (a plain view of a ``photos`` row)."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    status: str
+    model: str
 
 
 def now():

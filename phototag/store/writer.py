@@ -5,13 +5,12 @@ import json
 import os
 from contextlib import contextmanager
 
-from ..library.scan import IndexedFile
-from .records import (FACE_COLUMNS, PHOTO_COLUMNS, db_path_value, face_row, now, path_from_db,
-                      printable_path)
+from .records import (FACE_COLUMNS, PHOTO_COLUMNS, IndexedFile, db_path_value, face_row, now,
+                      path_from_db, printable_path)
 from .schema import check_version, connect
 
 
-class Index:
+class Writer:
     """One phototag index, opened for an index run (created 0600 if new, migrated if old)."""
 
     def __init__(self, path):

@@ -22,7 +22,6 @@ def _cache_dir():
 def located_crops(specs, task, config, weights_dir, limit, label):
     """Datasets → faces located and cut (stored once) → a CropSet, saying what was left out."""
     from .. import weights
-    from ..pipeline import DETECTOR_WEIGHTS
     from ..vision.detect import Detector
     from .crops import CropGeometry, build_crops
     from .datasets import gather
@@ -35,7 +34,7 @@ def located_crops(specs, task, config, weights_dir, limit, label):
                    f"{'; left out ' + dropped if dropped else ''}", err=True)
     if not items:
         fail(f"no {label} images with labels for task {task}")
-    detector = Detector(weights.locate(DETECTOR_WEIGHTS, weights_dir))
+    detector = Detector(weights.locate(weights.DETECTOR_WEIGHTS, weights_dir))
     done = 0
 
     def progress(count):
@@ -74,7 +73,7 @@ def split_off_holdout(crops, fraction, tasks):
 
 
 def _device_name(_ctx, _param, value):
-    from ..pipeline import check_device_name
+    from ..devices import check_device_name
 
     try:
         return check_device_name(value)
@@ -95,7 +94,7 @@ def _zooms(_ctx, _param, value):
 
 
 def _device(name):
-    from ..pipeline import SetupError, resolve_device
+    from ..devices import SetupError, resolve_device
 
     try:
         return resolve_device(name)
@@ -204,7 +203,7 @@ def train(data, val, holdout, holdout_all, out, preset, kind, face_backbone, con
     from ..vision.weightsfile import load_weights, save_weights
     from ..weights import WeightsError
     from .losses import class_shares
-    from ..hashing import file_sha256
+    from ..files import file_sha256
     from .distil import teacher_probabilities
     from .loop import TrainOptions, seed_everything, train as run_training
     from .join import join_face_branches

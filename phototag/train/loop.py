@@ -8,7 +8,6 @@ epoch costs only the network.
 """
 
 import json
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..files import atomic_path
 from .augment import AUGMENTATIONS, plain_batch, training_batch
 from .losses import class_weights, compute_loss
 from .sam import SAM, freeze_running_stats, restore_running_stats
@@ -272,9 +272,8 @@ def save_checkpoint(path, model, stage, epoch, optimizer, history):
         "optimizer": optimizer.state_dict(),
         "history": json.dumps([asdict(h) for h in history]),
     }
-    tmp = f"{path}.part"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as partial:
+        torch.save(state, partial)
 
 
 def load_checkpoint(path):

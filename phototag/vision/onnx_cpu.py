@@ -11,14 +11,13 @@ written, the export stays in memory for the run.
 import io
 import os
 import re
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from ..hashing import file_sha256
+from ..files import file_sha256, write_atomically
 
 OPSET = 17
 INPUT = "image"
@@ -92,12 +91,7 @@ def exported(model, weights_path, cache, name="retinaface-pixels", export=retina
         pass
     data = export(model)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole under another name, then renamed: a run killed mid-write or a
-        # concurrent run never reads half a file.
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as part:
-            part.write(data)
-        os.replace(part.name, path)
+        write_atomically(path, data)  # a run killed mid-write or a concurrent one: no half file
     except OSError:
         return data
     prune_stale_exports(path)

@@ -10,6 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..files import atomic_path
 from .config import ModelConfig
 from .models import build_model
 
@@ -32,10 +33,8 @@ def save_weights(model, path, info=None, half=False):
         state[name] = tensor
     metadata = {"format": FORMAT, "config": model.config.to_json(), "info": json.dumps(info or {})}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    save_file(state, str(partial), metadata=metadata)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        save_file(state, str(partial), metadata=metadata)
     return path
 
 

@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path
 
 from . import weights
-from .pipeline import (DETECTOR_WEIGHTS, BatchWriter, SetupError, default_batch_size,
-                       detect_records, known_copies, load_tagger, record_batch, tag_records)
+from .devices import SetupError, default_batch_size
+from .stages import (DETECTOR_WEIGHTS, BatchWriter, detect_records, known_copies, load_tagger,
+                     record_batch, tag_records)
 
 LOCAL = "local"  # no address: a Ray started for the run, stopped after it
 ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.-]+:\d+)$")
