@@ -27,7 +27,8 @@ import torch  # noqa: E402
 from bench.library import PHOTOS, WEIGHTS  # noqa: E402
 from phototag.library.decode import decode_bytes  # noqa: E402
 from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.vision.detect import Detector, box_iou  # noqa: E402
+from phototag.boxes import box_iou  # noqa: E402
+from phototag.vision.detect import Detector  # noqa: E402
 from phototag.vision.retinaface import OnPixels  # noqa: E402
 
 

@@ -7,9 +7,7 @@ or SIGTERM after finishing the batch in hand.
 """
 
 import csv
-import json
 import os
-import re
 import signal
 import sqlite3
 import sys
@@ -19,18 +17,11 @@ import time
 import click
 
 from . import __version__
-from .commandline import EXIT_FAILED, EXIT_INTERRUPTED, db_option, default_db, fail  # noqa: F401
+from .commandline import (EXIT_FAILED, EXIT_INTERRUPTED, db_option, default_db,  # noqa: F401
+                          fail, json_text, open_index)
 from .labels import AGE_GROUPS, EMOTIONS
-
-def open_index(path, readonly=False):
-    """The index for an index run (created or upgraded), or read-only for every other command."""
-    from .store import Writer, Reader, StoreError
-
-    try:
-        return Reader(path) if readonly else Writer(path)
-    except StoreError as exc:
-        fail(str(exc))
-
+from .pipeline import MIN_PERSON_FACE, MIN_TAG_FACE
+from .store.query import SORTS
 
 class _Commands(click.Group):
     """``train`` and ``eval`` live in ``phototag.train`` and are imported only when used, so
@@ -169,6 +160,15 @@ def _install_stop_handlers(stop):
               help="Smallest face kept: shorter box side, in full-resolution pixels.")
 @click.option("--max-faces", type=click.IntRange(1), default=None,
               help="Keep at most this many faces per photo, the largest.  [default: all]")
+@click.option("--min-tag-face", default=MIN_TAG_FACE, show_default=True, type=click.IntRange(0),
+              help="Smallest face given an emotion and age group, by its shorter box side in "
+                   "pixels: smaller faces are too small to read and stay untagged faces. "
+                   "Applies to photos indexed from now on (--reprocess: to every photo).")
+@click.option("--min-person-face", default=MIN_PERSON_FACE, show_default=True,
+              type=click.IntRange(0),
+              help="Smallest face grouped into people (shorter box side in pixels).")
+@click.option("--no-people", "people", is_flag=True, flag_value=False, default=True,
+              help="Do not embed faces nor group them into people (faster).")
 @click.option("--hidden", "include_hidden", is_flag=True,
               help="Also walk hidden folders and files (names starting with '.').")
 @click.option("--reprocess", is_flag=True, help="Redo every photo, changed or not.")
@@ -289,6 +289,14 @@ def _run_index(db, options, quiet):
         f"in {elapsed:.1f} s{rate}",
         err=True,
     )
+    if summary.embedded:
+        click.echo(f"{summary.embedded} photos indexed before people had their faces embedded",
+                   err=True)
+    if summary.people and (summary.people["assigned"] or summary.people["grouped"]):
+        made = summary.people
+        click.echo(f"people: {made['assigned']} faces joined a person, {made['grouped']} "
+                   f"formed {made['new_people']} new people (`phototag people` lists them)",
+                   err=True)
     if summary.other_models:
         models = ", ".join(f"{count} by {model or 'unknown weights'}"
                            for model, count in summary.other_models.items())
@@ -371,13 +379,22 @@ def _date(_ctx, _param, value):
         raise click.BadParameter(f"{value!r} is not a date like 2024-07-31") from None
 
 
+person_option = click.option(
+    "--person", "people", multiple=True, metavar="NAME",
+    help="Faces of this person (case-insensitive; `phototag people` names them); repeat for "
+         "photos with all of them; 'unknown' for faces of no named person.")
+
+
 @main.command()
 @db_option
 @emotion_option
 @age_option
+@person_option
+@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
+              help="Lowest score of the emotion or age group asked for (what a score means: "
+                   "README, 'What to expect').")
 @click.option("--min-score", type=click.FloatRange(0, 1),
-              help="Lowest confidence in the emotion and age asked for (with neither, the "
-                   "detector's confidence).")
+              help="Lowest detector confidence that the face is a face.")
 @click.option("--faces", "faces", callback=_faces_range, metavar="N|N:|:M|N:M",
               help="Only photos with exactly N faces (1: portraits), at least N (2:), at most M "
                    "(:1) or between (2:5).")
@@ -385,20 +402,26 @@ def _date(_ctx, _param, value):
               help="Taken on or after this day (YYYY-MM-DD, EXIF time).")
 @click.option("--taken-before", callback=_date, metavar="DATE", help="Taken before this day.")
 @path_option
+@click.option("--sort", type=click.Choice(SORTS),
+              help="Order of the results: confidence (best first), date (newest first) or path. "
+                   "[default: confidence when an emotion or age is asked, else path]")
 @click.option("--limit", type=click.IntRange(1), help="At most this many results.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "paths"]),
               help="Output: one row per face (table, json, csv) or one line per photo (paths). "
                    "[default: table on a terminal, paths when piped]")
 @click.option("-0", "--null", is_flag=True, help="Paths separated by NUL (for xargs -0).")
-def search(db, emotions, ages, min_score, faces, taken_after, taken_before, path_glob, limit, fmt,
-           null):
-    """Find faces by emotion, age group, date, path and face count.
+def search(db, emotions, ages, people, min_confidence, min_score, faces, taken_after, taken_before,
+           path_glob, sort, limit, fmt, null):
+    """Find faces by emotion, age group, person, date, path and face count.
 
     Several values of one option mean any of them; different options must all hold for the
-    same face. Prints nothing (and exits 0) when nothing matches.
+    same face. Results come best first when an emotion or age group is asked. Faces too small
+    to read have no emotion or age, so an emotion or age search never finds them. Prints
+    nothing (and exits 0) when nothing matches.
 
     \b
       phototag search --emotion smile --age child
+      phototag search --person Anna --emotion smile
       phototag search --age baby --age child --taken-after 2024-01-01 --format json
       phototag search --emotion surprise -0 | xargs -0 open
     """
@@ -408,15 +431,26 @@ def search(db, emotions, ages, min_score, faces, taken_after, taken_before, path
         if fmt not in (None, "paths"):
             raise click.UsageError(f"-0 separates paths: it goes with --format paths, not {fmt}")
         fmt = "paths"
+    if min_confidence is not None and not (emotions or ages):
+        raise click.UsageError("--min-confidence is the score of an --emotion or --age asked "
+                               "for; for the detector's confidence use --min-score")
+    if faces == (0, 0):
+        raise click.BadParameter("a search finds faces, so a photo with 0 faces never matches; "
+                                 "`phototag stats` counts photos without faces",
+                                 param_hint="--faces")
     fmt = fmt or ("table" if sys.stdout.isatty() else "paths")
     query = Query(
-        emotions=emotions, age_groups=ages, min_score=min_score, faces_min=faces[0] if faces else None,
+        emotions=emotions, age_groups=ages, people=people, min_score=min_score,
+        min_confidence=min_confidence, faces_min=faces[0] if faces else None,
         faces_max=faces[1] if faces else None, taken_after=taken_after,
-        taken_before=taken_before, path_glob=path_glob, limit=limit,
+        taken_before=taken_before, path_glob=path_glob, limit=limit, sort=sort,
         paths_only=fmt == "paths",
     )
     store = open_index(db, readonly=True)
     try:
+        if (emotions or ages) and not store.has_tags():
+            click.echo("phototag: note: this index has no emotion or age tags (indexed with "
+                       "--faces-only?); `phototag index --reprocess` tags it", err=True)
         results = store.search(query)
         if fmt == "paths":
             _write_paths(results, null)
@@ -447,17 +481,6 @@ def _printable(result):
     return {**result, "path": printable_path(result["path"])}
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def json_text(value, **options):
-    """JSON that any reader takes, with paths as Python names them: a byte of a file name that
-    is not UTF-8 comes as a \\udcXX escape (os.fsdecode's surrogateescape), so that
-    ``os.fsencode(json.loads(text)["path"])`` gives the name's bytes back."""
-    text = json.dumps(value, ensure_ascii=False, **options)
-    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
-
-
 def _write_json(results):
     first = True
     for result in results:
@@ -483,22 +506,42 @@ def _score(value):
     return "" if value is None else f"{value:.2f}"
 
 
+def _tag(result, key, score):
+    if result["too_small"] and result[key] is None:
+        return "too small"
+    return f"{result[key]} {result[score]:.2f}" if result[key] is not None else "-"
+
+
+def _shortened(path, width):
+    """``path`` in at most ``width`` characters, its start left out (the name is what tells)."""
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
 def _write_table(results):
+    """One line per face that fits the terminal: the path gives way, from its start."""
     if not results:
         return
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for name in ("path", "face", "box", "det", "emotion", "", "age", "", "taken"):
-        table.add_column(name, overflow="fold")
+    rows = []
     for r in map(_printable, results):
-        table.add_row(
-            r["path"], str(r["face"]), ",".join(f"{v:.0f}" for v in r["box"]),
-            _score(r["det_score"]), r["emotion"] or "-", _score(r["emotion_score"]),
-            r["age_group"] or "-", _score(r["age_score"]), r["taken_at"] or "",
-        )
-    # Piped tables are for reading in files: never fold a path to a pretend 80 columns.
+        rows.append([r["path"], str(r["face_id"]), _tag(r, "emotion", "emotion_score"),
+                     _tag(r, "age_group", "age_score"), r["person"] or "", (r["taken_at"] or "")[:10]])
+    headers = ("path", "face", "emotion", "age", "person", "taken")
+    widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(headers)]
+    if sys.stdout.isatty():
+        room = shutil.get_terminal_size((80, 24)).columns - sum(widths[1:]) - 2 * (len(headers) - 1)
+        for row in rows:
+            row[0] = _shortened(row[0], max(12, room))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in headers:
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    # Piped tables are for reading in files: never cut a path to a pretend 80 columns.
     Console(width=None if sys.stdout.isatty() else 100_000).print(table)
 
 
@@ -527,7 +570,9 @@ def stats(db, as_json, show_errors):
     click.echo(f"index      {db}")
     click.echo(f"photos     {numbers['photos']} ({numbers['done']} done, {numbers['errors']} errors, "
                f"{numbers['photos_with_faces']} with faces)")
-    click.echo(f"faces      {numbers['faces']}")
+    click.echo(f"faces      {numbers['faces']} ({numbers['too_small']} too small to read, "
+               f"{numbers['faces_in_people']} in people)")
+    click.echo(f"people     {numbers['people']} ({numbers['named_people']} named)")
     for title, key in (("emotions", "emotions"), ("age groups", "age_groups"), ("models", "models")):
         parts = ", ".join(f"{name} {count}" for name, count in numbers[key].items())
         click.echo(f"{title:<10} {parts or '-'}")
@@ -571,7 +616,12 @@ def show(path, db, as_json):
                                                     ("age_group", "age_score"))
             if face[k] is not None
         )
-        click.echo(f"face {face['idx']:<7} box {box} det {face['det_score']:.2f} {attrs}".rstrip())
+        if face["too_small"] and face["emotion"] is None:
+            attrs = "too small to read"
+        who = f" person {face['person_id']}" + (f" {face['person']}" if face["person"] else "") \
+            if face["person_id"] is not None else ""
+        click.echo(f"face {face['idx']:<3} id {face['id']:<7} box {box} det {face['det_score']:.2f} "
+                   f"{attrs}{who}".rstrip())
 
 
 @main.command()
@@ -637,6 +687,11 @@ def report(out, db, emotions, ages, path_glob, limit):
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
     click.echo(f"{len(photos)} photos in {out}", err=True)
+
+
+from .cli_people import people  # noqa: E402 - registered after main exists
+
+main.add_command(people)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """What every phototag command shares: exit codes, the index option, failing with one line."""
 
+import json
 import os
+import re
 import sys
 
 import click
@@ -27,3 +29,24 @@ db_option = click.option(
 def fail(message):
     click.echo(f"phototag: {message}", err=True)
     sys.exit(EXIT_FAILED)
+
+
+def open_index(path, readonly=False):
+    """The index for an index run (created or upgraded), or read-only for every other command."""
+    from .store import Writer, Reader, StoreError
+
+    try:
+        return Reader(path) if readonly else Writer(path)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(value, **options):
+    """JSON that any reader takes, with paths as Python names them: a byte of a file name that
+    is not UTF-8 comes as a \\udcXX escape (os.fsdecode's surrogateescape), so that
+    ``os.fsencode(json.loads(text)["path"])`` gives the name's bytes back."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 
 from .files import write_atomically
+from .library.regions import PHOTOTAG_MARK, stored_box, stored_size
+from .library.regions import PHOTOTAG_NS as NAMESPACE
 
-PHOTOTAG_MARK = "phototag"  # mwg-rs:Description of the regions phototag writes
-# phototag's own XMP namespace: what it added to a sidecar, so that it removes only that.
-NAMESPACE = "https://github.com/phototag/phototag/ns/xmp/1.0/"
+# phototag's own XMP namespace (NAMESPACE): what it added to a sidecar, so that it removes only
+# that; PHOTOTAG_MARK: the mwg-rs:Description of the regions phototag writes.
 OUR_KEYWORDS = "Xmp.phototag.Keywords"  # "<XMP key>\t<keyword>" for each keyword phototag added
 OUR_RECTANGLES = "Xmp.phototag.Regions"  # the Microsoft region rectangles phototag wrote
 REGIONS = "Xmp.mwg-rs.Regions"
@@ -23,31 +24,6 @@ EMPTY_SIDECAR = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n<?xpacket end="w"?>'
 )
-
-
-def upright_to_stored(x, y, orientation, width, height):
-    """A point of the upright photo (``width`` × ``height``) in the stored pixels."""
-    return {
-        2: (width - x, y),
-        3: (width - x, height - y),
-        4: (x, height - y),
-        5: (y, x),
-        6: (y, width - x),
-        7: (height - y, width - x),
-        8: (height - y, x),
-    }.get(orientation, (x, y))
-
-
-def stored_size(orientation, width, height):
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def stored_box(box, orientation, width, height):
-    """An upright box (x1, y1, x2, y2) as a box of the stored pixels."""
-    x1, y1, x2, y2 = box
-    a = upright_to_stored(x1, y1, orientation, width, height)
-    b = upright_to_stored(x2, y2, orientation, width, height)
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1]))
 
 
 def sidecar_path(photo_path, adobe_style=False, sidecar_dir=None):

@@ -8,7 +8,8 @@ import re
 
 from . import weights
 from .devices import default_batch_size, default_workers, on_gpu, resolve_device
-from .stages import (DETECTOR_WEIGHTS, BatchWriter, handle_batch, known_copies, load_tagger)
+from .stages import (DETECTOR_WEIGHTS, BatchWriter, Models, handle_batch, known_copies,
+                     load_embedder, load_tagger)
 
 
 class PhotoFiles:
@@ -130,9 +131,8 @@ def process(index, todo, options, summary, reporter, stop):
 
     device = resolve_device(options.device)
     detector = Detector(weights.locate(DETECTOR_WEIGHTS, options.weights_dir), device=device)
-    tagger = None
-    if options.attributes:
-        tagger = load_tagger(options, device)
+    models = Models(detector, load_tagger(options, device) if options.attributes else None,
+                    load_embedder(options, device))
     workers = default_workers(device) if options.workers is None else options.workers
     batch_size = options.batch_size or default_batch_size(device)
     # Shared memory where it has room: through a pipe every photo costs the detector's process
@@ -147,7 +147,7 @@ def process(index, todo, options, summary, reporter, stop):
     writer = BatchWriter(index)
     writer.start()
     remaining = list(todo)
-    copies = known_copies(index, todo, options.model_id)
+    copies = known_copies(index, todo, options)
     try:
         with torch.inference_mode():
             while remaining:
@@ -163,8 +163,7 @@ def process(index, todo, options, summary, reporter, stop):
                 done = 0
                 try:
                     for batch in loader:
-                        handle_batch(batch, detector, tagger, options, writer, summary, reporter,
-                                     copies)
+                        handle_batch(batch, models, options, writer, summary, reporter, copies)
                         done += len(batch)
                         if stop.is_set():
                             summary.interrupted = True
@@ -181,8 +180,7 @@ def process(index, todo, options, summary, reporter, stop):
                     # The photo a dead worker had in hand is recorded as an error (retried
                     # when it changes); the others go round again.
                     crashed = [_crashed_record(remaining[i], error) for i in culprits]
-                    handle_batch(_Batch(crashed), detector, tagger, options, writer, summary,
-                                 reporter)
+                    handle_batch(_Batch(crashed), models, options, writer, summary, reporter)
                     for i in range(workers):
                         in_hand[2 * i], in_hand[2 * i + 1] = 0, -1
                     remaining = [e for i, e in enumerate(remaining) if i >= done and i not in culprits]
@@ -191,3 +189,42 @@ def process(index, todo, options, summary, reporter, stop):
         writer.close()
 
 
+
+
+def embed_indexed(index, photos, options, summary, reporter, stop):
+    """Embed the faces of photos indexed before people (``Writer.photos_to_embed``): each photo
+    decoded again, its faces taken as the index holds them (no detection, no tagging). A photo
+    that changed meanwhile is left to the next run, which redoes it whole."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .library.scan import FileEntry
+    from .store.records import embedding_bytes
+
+    device = resolve_device(options.device)
+    embedder = load_embedder(options, device)
+    entries = [FileEntry(row.path, row.size, row.mtime_ns) for row, _ in photos]
+    workers = default_workers(device) if options.workers is None else options.workers
+    loader = DataLoader(PhotoFiles(entries, options.max_size), batch_size=1, num_workers=workers,
+                        collate_fn=keep_list,
+                        worker_init_fn=functools.partial(_start_worker, os.getpid()) if workers else None)
+    reporter.start(len(photos))
+    with torch.inference_mode():
+        for (row, faces), (photo,) in zip(photos, loader):
+            if stop.is_set():
+                return
+            reporter.advance(1, 0)
+            if photo.error is not None or photo.hash != row.hash:
+                continue
+            sx, sy = photo.scale
+            chosen = [(face_id, landmarks) for face_id, landmarks, side in faces
+                      if side >= options.min_person_face]
+            written = []
+            if chosen:
+                landmarks = np.array([lm for _, lm in chosen], dtype=np.float32) / [sx, sy]
+                (vectors, sharpness), = embedder.embed([(photo.pixels, landmarks)])
+                written = [(face_id, embedding_bytes(v), round(float(s), 2))
+                           for (face_id, _), v, s in zip(chosen, vectors, sharpness)]
+            index.write_embeddings(row.id, embedder.id, written)
+            summary.embedded += 1

@@ -16,6 +16,10 @@ from . import weights
 from .library import scan
 from .stages import DETECTOR_WEIGHTS
 
+# Chosen by measurement (docs/accuracy.md, `python -m bench tag_size`; docs/people.md,
+# `python -m bench people`): box sides, in pixels of the photo.
+MIN_TAG_FACE = 24
+MIN_PERSON_FACE = 32
 
 @dataclass
 class IndexOptions:
@@ -28,6 +32,9 @@ class IndexOptions:
     min_score: float = 0.6
     min_face: int = 0
     max_faces: int = None
+    min_tag_face: int = MIN_TAG_FACE  # faces smaller than this get no emotion or age
+    min_person_face: int = MIN_PERSON_FACE  # faces smaller than this are not grouped into people
+    people: bool = True  # embed faces and group them into people
     include_hidden: bool = False
     reprocess: bool = False
     retry_errors: bool = False
@@ -44,6 +51,16 @@ class IndexOptions:
         if not self.attributes:
             return detector
         return f"{detector}+{weights.weights_id(self.attributes)}"
+
+    @property
+    def settings_id(self):
+        """The settings that shape a photo's faces and tags, as stored with it: a byte-identical
+        copy takes an indexed photo's faces only when they were made the same way."""
+        settings = {"max_size": self.max_size, "min_score": self.min_score,
+                    "min_face": self.min_face, "max_faces": self.max_faces,
+                    "min_tag_face": self.min_tag_face, "min_person_face": self.min_person_face,
+                    "people": self.people}
+        return json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass
@@ -64,6 +81,8 @@ class RunSummary:
     error_list: list = field(default_factory=list)
     unreadable_dirs: list = field(default_factory=list)
     other_models: dict = field(default_factory=dict)
+    embedded: int = 0  # photos indexed before people whose faces were embedded this run
+    people: dict = None  # what placing the new faces did (people.update)
 
     def counts(self):
         names = ("seen", "unchanged", "new", "changed", "moved", "removed", "processed",
@@ -84,6 +103,24 @@ class Reporter:
         pass
 
 
+def _people(index, options, summary, reporter, stop):
+    """After the photos: faces indexed before phototag knew people get their embeddings (the
+    photo decoded again, its faces as they are), then new faces are placed."""
+    from . import people
+
+    backfill = index.photos_to_embed(options.roots)
+    if backfill:
+        from . import local_runner
+
+        reporter.note(f"embedding the faces of {len(backfill)} photos indexed before people "
+                      f"were (once)")
+        local_runner.embed_indexed(index, backfill, options, summary, reporter, stop)
+        if stop.is_set():
+            summary.interrupted = True
+            return
+    summary.people = people.update(index)
+
+
 def run_index(index, options, reporter=None, stop=None):
     """One incremental index run over ``options.roots``; returns what it did."""
     reporter = reporter or Reporter()
@@ -97,7 +134,9 @@ def run_index(index, options, reporter=None, stop=None):
         summary.unreadable_dirs = walked.unreadable_dirs
         walk_key = json.dumps([sorted(options.roots), options.include_hidden, options.model_id])
         digest = scan.fingerprint(walked)
-        if not (options.reprocess or options.retry_errors) and index.walk_unchanged(walk_key, digest):
+        backfill = options.people and index.photos_to_embed(options.roots, exists=True)
+        if (not (options.reprocess or options.retry_errors or backfill)
+                and index.walk_unchanged(walk_key, digest)):
             # The nightly case: the same files as the last finished run, and the index untouched
             # since. No need to read the index or compare.
             summary.unchanged = summary.seen
@@ -134,6 +173,8 @@ def run_index(index, options, reporter=None, stop=None):
             from . import local_runner
 
             local_runner.process(index, plan.todo, options, summary, reporter, stop)
+        if options.people and not summary.interrupted and not stop.is_set():
+            _people(index, options, summary, reporter, stop)
         summary.other_models = index.other_models(options.roots, options.model_id)
         status = "interrupted" if summary.interrupted else "finished"
         if options.reprocess and not summary.interrupted:

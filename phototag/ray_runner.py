@@ -19,8 +19,8 @@ from pathlib import Path
 
 from . import weights
 from .devices import SetupError, default_batch_size
-from .stages import (DETECTOR_WEIGHTS, BatchWriter, detect_records, known_copies, load_tagger,
-                     record_batch, tag_records)
+from .stages import (DETECTOR_WEIGHTS, BatchWriter, Models, describe_faces, detect_records,
+                     known_copies, load_embedder, load_tagger, record_batch)
 
 LOCAL = "local"  # no address: a Ray started for the run, stopped after it
 ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.-]+:\d+)$")
@@ -50,6 +50,7 @@ def process(index, todo, options, summary, reporter, stop):
         # Weights the tagger would refuse stop the run here, in one line, as on one machine
         # (on the cluster every actor would fail to start, again and again).
         load_tagger(options)
+    load_embedder(options)  # the same for the identity network (and its conversion, once)
     _connect(ray, options.ray)
     try:
         check_readable(ray, todo)
@@ -184,21 +185,33 @@ class DetectFaces:
         return {"key": batch["key"], "work": _column(work)}
 
 
-class TagFaces:
-    """A tagger actor: photos with their faces in, tagged records out (pixels stay here)."""
+class DescribeFaces:
+    """A tagging actor: photos with their faces in, records with their emotion, age and
+    identity out (pixels stay here)."""
 
-    def __init__(self, shared, allow_untrained):
+    def __init__(self, shared, options):
+        import dataclasses
+
         import ray
         import torch
 
-        from .vision.attributes import AttributeTagger
-
         torch.set_num_threads(_threads())
-        path = _weights_file(ray.get(shared["tagger"]), ".safetensors")
+        files = []
         try:
-            self.tagger = AttributeTagger(path, device=_device(), allow_untrained=allow_untrained)
+            tagger = embedder = None
+            if options.attributes:
+                files.append(_weights_file(ray.get(shared["tagger"]), ".safetensors"))
+                tagger = load_tagger(dataclasses.replace(options, attributes=files[-1]), _device())
+            if options.people:
+                folder = tempfile.mkdtemp(prefix="phototag-")
+                path = Path(folder) / weights.IDENTITY_WEIGHTS
+                path.write_bytes(ray.get(shared["identity"]))
+                files.append(str(path))
+                embedder = load_embedder(dataclasses.replace(options, weights_dir=folder), _device())
         finally:
-            os.unlink(path)
+            for path in files:
+                os.unlink(path)
+        self.models, self.options = Models(None, tagger, embedder), options
 
     def __call__(self, batch):
         import torch
@@ -211,7 +224,7 @@ class TagFaces:
             if faces is not None:
                 found[i] = faces
         with torch.inference_mode():
-            tag_records(self.tagger, photos, found, records)
+            describe_faces(self.models, photos, found, records, self.options)
         return {"key": batch["key"], "work": _column([(None, None, r) for r in records])}
 
 
@@ -232,13 +245,17 @@ def _run(ray, index, todo, options, summary, reporter, stop):
     actors, detect_args, tag_args, decode_cpus = _resources(ray, options)
     # model_id reads the weights file: computed here, it travels with the options (a cached
     # property), and no worker looks for the file by the driver's path.
-    known = known_copies(index, todo, options.model_id)
+    known = known_copies(index, todo, options)
     # Sent through the object store inside a dict: the actors fetch them (a restarted actor
     # too, while the driver holds them), and the nodes need no copy of the files.
     shared = {"detector": ray.put(Path(weights.locate(DETECTOR_WEIGHTS, options.weights_dir)).read_bytes()),
               "known": ray.put(known)}
     if options.attributes:
         shared["tagger"] = ray.put(Path(options.attributes).read_bytes())
+    if options.people:
+        shared["identity"] = ray.put(
+            Path(weights.locate(weights.IDENTITY_WEIGHTS, options.weights_dir)).read_bytes())
+    describing = bool(options.attributes or options.people)
     pool = ray.data.ActorPoolStrategy(size=actors)
 
     rows = [{"key": i, "entry": pickle.dumps(entry)} for i, entry in enumerate(todo)]
@@ -247,13 +264,12 @@ def _run(ray, index, todo, options, summary, reporter, stop):
                                   batch_size=batch, num_cpus=decode_cpus)
     dataset = dataset.map_batches(
         DetectFaces, batch_size=batch, compute=pool,
-        fn_constructor_kwargs=dict(shared=shared, options=options, tagging=bool(options.attributes)),
+        fn_constructor_kwargs=dict(shared=shared, options=options, tagging=describing),
         **detect_args)
-    if options.attributes:
+    if describing:
         dataset = dataset.map_batches(
-            TagFaces, batch_size=batch, compute=pool,
-            fn_constructor_kwargs=dict(shared=shared, allow_untrained=options.allow_untrained),
-            **tag_args)
+            DescribeFaces, batch_size=batch, compute=pool,
+            fn_constructor_kwargs=dict(shared=shared, options=options), **tag_args)
 
     reporter.start(len(todo))
     writer = BatchWriter(index)

@@ -56,19 +56,49 @@ def load_tagger(options, device="cpu"):
         raise SetupError(f"cannot use {options.attributes}: {exc}") from None
 
 
-def known_copies(index, todo, model_id):
-    """Photos already indexed with these weights, by content (sha256 → (path, faces)), less
-    those this run redoes: a new photo with the same bytes takes their faces."""
+def known_copies(index, todo, options):
+    """Photos already indexed with these weights and settings, by content (sha256 → (path,
+    faces)), less those this run redoes: a new photo with the same bytes takes their faces."""
     redoing = {entry.path for entry in todo}
-    return {digest: known for digest, known in index.photos_by_content(model_id).items()
-            if known[0] not in redoing}
+    known = index.photos_by_content(options.model_id, options.settings_id)
+    return {digest: photo for digest, photo in known.items() if photo[0] not in redoing}
 
 
-def handle_batch(batch, detector, tagger, options, writer, summary, reporter, copies=None):
-    records, found = detect_records(detector, batch, options, copies)
-    if tagger is not None:
-        tag_records(tagger, batch, found, records)
+def load_embedder(options, device="cpu"):
+    """The identity network (SFace) for ``options``, or None when people are off."""
+    if not options.people:
+        return None
+    from . import weights
+    from .vision.identity import FaceEmbedder
+    from .weights import cache_dir
+
+    path = weights.locate(weights.IDENTITY_WEIGHTS, options.weights_dir)
+    try:
+        return FaceEmbedder(path, cache_dir().parent / "onnx", device=device)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's and onnx's own errors
+        raise SetupError(f"cannot use the identity network {path}: {exc}") from None
+
+
+class Models:
+    """What a runner runs on a batch: the detector, and the tagger and the identity network
+    where the run uses them (None otherwise)."""
+
+    def __init__(self, detector, tagger=None, embedder=None):
+        self.detector, self.tagger, self.embedder = detector, tagger, embedder
+
+
+def handle_batch(batch, models, options, writer, summary, reporter, copies=None):
+    records, found = detect_records(models.detector, batch, options, copies)
+    describe_faces(models, batch, found, records, options)
     record_batch(records, writer, summary, reporter)
+
+
+def describe_faces(models, photos, found, records, options):
+    """Tags and identity for the faces ``detect_records`` found, where the run uses them."""
+    if models.tagger is not None:
+        tag_records(models.tagger, photos, found, records)
+    if models.embedder is not None:
+        embed_records(models.embedder, photos, found, records, options.min_person_face)
 
 
 def record_batch(records, writer, summary, reporter):
@@ -121,11 +151,15 @@ def detect_records(detector, photos, options, copies=None, remember=True):
         )
         if photo.error is None:
             record.model = options.model_id
+            record.settings = options.settings_id
+            record.named_regions = photo.named_regions
             if photo.hash in copies:
                 record.faces_from, record.copied_faces = copies[photo.hash]
             else:
                 found[i] = _kept(found[i], photo, options)
                 record.faces = _faces_at_full_size(found[i], photo)
+                for face in record.faces:
+                    face.too_small = face.side < options.min_tag_face
         records.append(record)
     for record in records if remember else ():  # later copies of these bytes take these faces
         if record.status == "done" and record.hash not in copies:
@@ -133,17 +167,46 @@ def detect_records(detector, photos, options, copies=None, remember=True):
     return records, found
 
 
+def _faces_at_least(photos, found, records, keep):
+    """(photo position, positions of its faces ``keep`` takes) for every photo with such faces."""
+    chosen = []
+    for i, photo in enumerate(photos):
+        if photo.error is None and i in found:
+            faces = [k for k, face in enumerate(records[i].faces) if keep(face)]
+            if faces:
+                chosen.append((i, faces))
+    return chosen
+
+
 def tag_records(tagger, photos, found, records):
-    """Emotion and age for the faces ``detect_records`` found, written into their records."""
-    done = [i for i, photo in enumerate(photos) if photo.error is None and i in found]
-    answers = tagger.tag([(photos[i].pixels, found[i].boxes, found[i].landmarks) for i in done])
-    for i, per_face in zip(done, answers):
-        for face, tags in zip(records[i].faces, per_face):
+    """Emotion and age for the faces ``detect_records`` found that are large enough to read
+    (not ``too_small``), written into their records."""
+    chosen = _faces_at_least(photos, found, records, lambda face: not face.too_small)
+    answers = tagger.tag([(photos[i].pixels, found[i].boxes[faces], found[i].landmarks[faces])
+                          for i, faces in chosen])
+    for (i, faces), per_face in zip(chosen, answers):
+        for face, tags in zip((records[i].faces[k] for k in faces), per_face):
             face.emotion, face.emotion_score, face.emotion_probs = (
                 tags.emotion, tags.emotion_score, tags.emotion_probs)
             face.age_group, face.age_score, face.age_probs = (
                 tags.age_group, tags.age_score, tags.age_probs)
             face.gate_face, face.gate_context = tags.gate_face, tags.gate_context
+
+
+def embed_records(embedder, photos, found, records, min_side):
+    """The identity embedding (and sharpness) of every face of at least ``min_side`` pixels;
+    each photo read records which network embedded it."""
+    from .store.records import embedding_bytes
+
+    chosen = _faces_at_least(photos, found, records, lambda face: face.side >= min_side)
+    answers = embedder.embed([(photos[i].pixels, found[i].landmarks[faces]) for i, faces in chosen])
+    for (i, faces), (vectors, sharpness) in zip(chosen, answers):
+        for k, vector, sharp in zip(faces, vectors, sharpness):
+            records[i].faces[k].embedding = embedding_bytes(vector)
+            records[i].faces[k].sharpness = round(float(sharp), 2)
+    for record in records:
+        if record.status == "done" and record.faces_from is None:
+            record.identity = embedder.id
 
 
 def _kept(faces, photo, options):

@@ -21,6 +21,7 @@ from .files import file_sha256 as sha256_of
 CHUNK = 1 << 20
 # The networks every index run uses, by their names in weights/manifest.
 DETECTOR_WEIGHTS = "retinaface_mobilenet0.25_Final.pth"
+IDENTITY_WEIGHTS = "face_recognition_sface_2021dec_int8bq.onnx"  # SFace: faces → people
 
 
 class WeightsError(Exception):

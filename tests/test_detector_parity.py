@@ -79,7 +79,7 @@ def test_a_smaller_photo_padded_into_a_batch_gives_the_faces_it_gives_alone(dete
     the network's input, as its own zero padding is): the smaller one's faces stay the same."""
     from phototag.library.decode import decode_bytes
 
-    from phototag.vision.detect import box_iou
+    from phototag.boxes import box_iou
 
     large = decode_bytes((PHOTOS / "people/ultralight__10.jpg").read_bytes(), None)[0]
     small = np.ascontiguousarray(large[: large.shape[0] * 3 // 4, : large.shape[1] * 2 // 3])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phototag.export import sidecar_path, stored_box, write_sidecar
+from phototag.export import sidecar_path, write_sidecar
+from phototag.library.regions import stored_box
 from phototag.library.decode import decode_bytes
 from phototag.store import Face, Writer, PhotoRecord, Reader
 

@@ -20,7 +20,8 @@ from ..files import sha256_hex
 
 from .exif import Metadata, declared_orientation, read_metadata
 from .formats import RAW_EXTENSIONS
-from .sidecar import sidecar_orientation
+from .regions import named_regions
+from .sidecar import orientation_in, read_sidecar
 
 try:
     import pillow_heif
@@ -61,6 +62,7 @@ class DecodedPhoto:
     pixels: np.ndarray = None  # upright RGB uint8, at most max_size on its long side
     error: str = None
     orientation_source: str = None  # "sidecar" when the orientation came from an XMP sidecar
+    named_regions: list = None  # (name, upright box) of the faces its XMP names (regions.py)
 
     @property
     def scale(self):
@@ -128,6 +130,7 @@ class Decoded(NamedTuple):
     orientation: int  # the EXIF orientation that was applied to make it upright (1: none)
     metadata: Metadata  # capture time, camera, GPS; ``orientation`` as applied
     orientation_source: str = None  # "sidecar" when the orientation came from an XMP sidecar
+    xmp: bytes = None  # the XMP packet the file carries, if any
 
 
 def _orientation(image, exif, raw_orientation, sidecar):
@@ -147,6 +150,17 @@ def _orientation(image, exif, raw_orientation, sidecar):
     return declared or 1, False, None
 
 
+def _xmp_packet(image):
+    """The XMP packet of an opened image (JPEG, PNG, WEBP, HEIF keep it in ``info``, TIFF in
+    tag 700), or None."""
+    packet = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    if packet is None and image.format == "TIFF":
+        packet = getattr(image, "tag_v2", {}).get(700)
+    if isinstance(packet, str):
+        packet = packet.encode("utf-8")
+    return packet if isinstance(packet, (bytes, bytearray)) else None
+
+
 def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
     """Decode image bytes into upright pixels at most ``max_size`` on the long side, with what
     the index records about them. ``fallback_orientation`` (from an XMP sidecar) applies when
@@ -162,6 +176,7 @@ def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
     except Exception:  # noqa: BLE001 - a damaged EXIF block must not lose the photo
         exif = Image.Exif()
     metadata = read_metadata(exif)
+    xmp = _xmp_packet(image)
     orientation, applied_by_decoder, source = _orientation(image, exif, raw_orientation,
                                                            fallback_orientation)
     stored_w, stored_h = image.size
@@ -187,7 +202,7 @@ def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
         if image.size != target:
             image = image.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
     metadata = dataclasses.replace(metadata, orientation=orientation)
-    return Decoded(np.array(image), width, height, orientation, metadata, source)
+    return Decoded(np.array(image), width, height, orientation, metadata, source, xmp)
 
 
 def load(entry, max_size):
@@ -201,10 +216,12 @@ def load(entry, max_size):
         photo.size, photo.mtime_ns = st.st_size, st.st_mtime_ns
         photo.hash = sha256_hex(data)
         suffix = os.path.splitext(entry.path)[1]
-        fallback, _ = sidecar_orientation(entry.path)
-        decoded = decode_bytes(data, max_size, suffix, fallback)
+        sidecar, _ = read_sidecar(entry.path)
+        decoded = decode_bytes(data, max_size, suffix, orientation_in(sidecar))
         photo.pixels, photo.width, photo.height = decoded.pixels, decoded.width, decoded.height
         photo.metadata, photo.orientation_source = decoded.metadata, decoded.orientation_source
+        photo.named_regions = named_regions([decoded.xmp, sidecar], decoded.orientation,
+                                            decoded.width, decoded.height)
     except DecodeError as exc:
         photo.error = str(exc)
     except MemoryError:

@@ -15,20 +15,36 @@ def sidecars_of(path):
     return [f"{path}.xmp", f"{path}.XMP", f"{stem}.xmp", f"{stem}.XMP"]
 
 
+def read_sidecar(path):
+    """(content, path) of the first sidecar of ``path`` that can be read, or (None, None)."""
+    for candidate in sidecars_of(path):
+        try:
+            with open(candidate, "rb") as f:
+                return f.read(), candidate
+        except OSError:  # none there (the usual case), or a folder, or unreadable
+            continue
+    return None, None
+
+
+def orientation_in(content):
+    """The EXIF orientation (1-8) an XMP packet gives, or None."""
+    if not content:
+        return None
+    try:
+        root = ElementTree.fromstring(content)
+    except ElementTree.ParseError:
+        return None
+    for element in root.iter():
+        value = element.get(TIFF_ORIENTATION)
+        if value is None and element.tag == TIFF_ORIENTATION:
+            value = element.text
+        if value is not None and value.strip().isdigit() and 1 <= int(value) <= 8:
+            return int(value)
+    return None
+
+
 def sidecar_orientation(path):
     """The EXIF orientation (1-8) a sidecar of ``path`` gives, and that sidecar; or (None, None)."""
-    for candidate in sidecars_of(path):
-        if not os.path.isfile(candidate):
-            continue
-        try:
-            root = ElementTree.parse(candidate).getroot()
-        except (ElementTree.ParseError, OSError):
-            continue
-        for element in root.iter():
-            value = element.get(TIFF_ORIENTATION)
-            if value is None and element.tag == TIFF_ORIENTATION:
-                value = element.text
-            if value is not None and value.strip().isdigit() and 1 <= int(value) <= 8:
-                return int(value), candidate
-        return None, None
-    return None, None
+    content, candidate = read_sidecar(path)
+    orientation = orientation_in(content)
+    return (orientation, candidate) if orientation else (None, None)

@@ -52,6 +52,10 @@ class Reader:
             "errors": one("SELECT count(*) FROM photos WHERE status = 'error'"),
             "photos_with_faces": one("SELECT count(*) FROM photos WHERE n_faces > 0"),
             "faces": one("SELECT count(*) FROM faces"),
+            "too_small": one("SELECT count(*) FROM faces WHERE too_small = 1"),
+            "people": one("SELECT count(*) FROM people"),
+            "named_people": one("SELECT count(*) FROM people WHERE name IS NOT NULL"),
+            "faces_in_people": one("SELECT count(*) FROM faces WHERE person_id IS NOT NULL"),
             "emotions": counts("emotion"),
             "age_groups": counts("age_group"),
             "models": dict(
@@ -65,6 +69,31 @@ class Reader:
                     last_run)
             ) if last_run else None,
         }
+
+    def people(self):
+        """Every person: id, name, who named them, faces, photos, and a sample face (the
+        largest: path, face id, box); named people first, then by faces."""
+        rows = self.conn.execute(
+            "SELECT q.id, q.name, q.named_by, count(f.id), count(DISTINCT f.photo_id) "
+            "FROM people q LEFT JOIN faces f ON f.person_id = q.id GROUP BY q.id "
+            "ORDER BY q.name IS NULL, q.name COLLATE NOCASE, count(f.id) DESC, q.id").fetchall()
+        samples = {
+            person: (path_from_db(path), face_id, (x1, y1, x2, y2))
+            for person, path, face_id, x1, y1, x2, y2 in self.conn.execute(
+                "SELECT person_id, path, id, x1, y1, x2, y2 FROM ("
+                " SELECT f.person_id, p.path, f.id, f.x1, f.y1, f.x2, f.y2, row_number() OVER ("
+                "  PARTITION BY f.person_id ORDER BY (f.x2 - f.x1) * (f.y2 - f.y1) DESC) AS n"
+                " FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.person_id IS NOT NULL"
+                ") WHERE n = 1")}
+        return [{"id": person, "name": name, "named_by": named_by, "faces": faces,
+                 "photos": photos, "sample": samples.get(person, (None, None, None))[0],
+                 "sample_face": samples.get(person, (None, None, None))[1],
+                 "sample_box": samples.get(person, (None, None, None))[2]}
+                for person, name, named_by, faces, photos in rows]
+
+    def has_tags(self):
+        """Whether any face of the index has emotion and age tags (a --faces-only index has none)."""
+        return self.conn.execute("SELECT 1 FROM faces WHERE emotion IS NOT NULL LIMIT 1").fetchone() is not None
 
     def errors(self, limit=None):
         rows = self.conn.execute(
@@ -86,22 +115,33 @@ class Reader:
             photo = dict(row)
             photo["path"] = path_from_db(photo["path"])
             faces = self.conn.execute(
-                "SELECT * FROM faces WHERE photo_id = ? ORDER BY idx", (row["id"],)
+                "SELECT f.*, q.name AS person FROM faces f LEFT JOIN people q ON q.id = f.person_id "
+                "WHERE f.photo_id = ? ORDER BY f.idx", (row["id"],)
             ).fetchall()
         finally:
             self.conn.row_factory = None
         photo["faces"] = [decode_json_columns(dict(face)) for face in faces]
+        for face in photo["faces"]:
+            face["too_small"] = bool(face["too_small"])
+            face["embedding"] = face["embedding"] is not None  # whether it has one: no bytes in JSON
         return photo
 
 
 
+SORTS = ("confidence", "date", "path")
+UNKNOWN = "unknown"  # --person unknown: faces of no named person
+
+
 @dataclass
 class Query:
-    """A ``phototag search``: OR within each list, AND across them, all on the same face."""
+    """A ``phototag search``: OR within each list, AND across them, all on the same face;
+    several people: photos holding all of them, each of their faces a row."""
 
     emotions: tuple = ()
     age_groups: tuple = ()
-    min_score: float = None
+    people: tuple = ()  # names (case-insensitive), or UNKNOWN
+    min_score: float = None  # the detector's confidence in the face
+    min_confidence: float = None  # the asked tag's own score
     faces_min: int = None
     faces_max: int = None
     taken_after: str = None
@@ -109,6 +149,35 @@ class Query:
     path_glob: str = None
     limit: int = None
     paths_only: bool = False
+    sort: str = None  # confidence, date or path; None: confidence when a tag is asked, else path
+
+    @property
+    def order(self):
+        return self.sort or ("confidence" if self.emotions or self.age_groups else "path")
+
+    def confidence(self):
+        """The SQL of a face's confidence in what was asked (1 when nothing was)."""
+        scores = (["f.emotion_score"] if self.emotions else []) + \
+                 (["f.age_score"] if self.age_groups else [])
+        return " * ".join(scores) or "1.0"
+
+    def _people(self, where, params):
+        """The face is one of the people asked (or of no named person, for ``unknown``); the
+        photo holds every person named."""
+        named = list(dict.fromkeys(p for p in self.people if p.casefold() != UNKNOWN))
+        either = []
+        if named:
+            either.append("f.person_id IN (SELECT id FROM people WHERE name COLLATE NOCASE IN "
+                          f"({', '.join('?' * len(named))}))")
+            params += named
+        if len(named) < len(set(p.casefold() for p in self.people)):
+            either.append("f.person_id IS NULL OR f.person_id IN (SELECT id FROM people "
+                          "WHERE name IS NULL)")
+        where.append("(" + " OR ".join(either) + ")")
+        for name in named:
+            where.append("EXISTS (SELECT 1 FROM faces g JOIN people q ON q.id = g.person_id "
+                         "WHERE g.photo_id = p.id AND q.name = ? COLLATE NOCASE)")
+            params.append(name)
 
     def sql(self):
         where, params = ["p.status = 'done'"], []
@@ -118,17 +187,18 @@ class Query:
         if self.age_groups:
             where.append(f"f.age_group IN ({', '.join('?' * len(self.age_groups))})")
             params += self.age_groups
+        if self.people:
+            self._people(where, params)
         if self.min_score is not None:
-            # The score of what was asked for; with no emotion or age asked, the face's own.
+            where.append("f.det_score >= ?")
+            params.append(self.min_score)
+        if self.min_confidence is not None:
             if self.emotions:
                 where.append("f.emotion_score >= ?")
-                params.append(self.min_score)
+                params.append(self.min_confidence)
             if self.age_groups:
                 where.append("f.age_score >= ?")
-                params.append(self.min_score)
-            if not self.emotions and not self.age_groups:
-                where.append("f.det_score >= ?")
-                params.append(self.min_score)
+                params.append(self.min_confidence)
         if self.faces_min is not None:
             where.append("p.n_faces >= ?")
             params.append(self.faces_min)
@@ -145,17 +215,23 @@ class Query:
             where.append("p.path GLOB ?")
             params.append(self.path_glob)
         condition = " AND ".join(where)
+        confidence = self.confidence()
         if self.paths_only:
-            sql = (
-                "SELECT p.path FROM photos p WHERE p.id IN (SELECT f.photo_id FROM faces f "
-                f"JOIN photos p ON p.id = f.photo_id WHERE {condition}) ORDER BY p.path"
-            )
+            # A photo ranks by its best face.
+            order = {"confidence": "best DESC, p.path", "date": "p.taken_at IS NULL, p.taken_at DESC, p.path",
+                     "path": "p.path"}[self.order]
+            sql = (f"SELECT p.path, max({confidence}) AS best FROM faces f "
+                   f"JOIN photos p ON p.id = f.photo_id WHERE {condition} GROUP BY p.id ORDER BY {order}")
         else:
+            order = {"confidence": f"{confidence} DESC, p.path, f.idx",
+                     "date": "p.taken_at IS NULL, p.taken_at DESC, p.path, f.idx",
+                     "path": "p.path, f.idx"}[self.order]
             sql = (
                 "SELECT p.path, f.idx, f.x1, f.y1, f.x2, f.y2, f.det_score, f.emotion, "
-                "f.emotion_score, f.age_group, f.age_score, p.taken_at, p.n_faces "
+                "f.emotion_score, f.age_group, f.age_score, p.taken_at, p.n_faces, f.id, "
+                "f.person_id, (SELECT name FROM people WHERE id = f.person_id), f.too_small "
                 f"FROM faces f JOIN photos p ON p.id = f.photo_id WHERE {condition} "
-                "ORDER BY p.path, f.idx"
+                f"ORDER BY {order}"
             )
         if self.limit is not None:
             sql += " LIMIT ?"
@@ -164,18 +240,21 @@ class Query:
 
 
 def _search_result(row):
-    path, idx, x1, y1, x2, y2, det, emotion, e_score, age, a_score, taken_at, n_faces = row
+    (path, idx, x1, y1, x2, y2, det, emotion, e_score, age, a_score, taken_at, n_faces, face_id,
+     person_id, person, too_small) = row
     return {
         "path": path_from_db(path),
         "face": idx,
+        "face_id": face_id,
         "box": [round(v, 1) for v in (x1, y1, x2, y2)],
         "det_score": round(det, 4),
         "emotion": emotion,
         "emotion_score": None if e_score is None else round(e_score, 4),
         "age_group": age,
         "age_score": None if a_score is None else round(a_score, 4),
+        "too_small": bool(too_small),
+        "person": person,
+        "person_id": person_id,
         "taken_at": taken_at,
         "faces_in_photo": n_faces,
     }
-
-

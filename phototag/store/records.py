@@ -9,10 +9,13 @@ from typing import NamedTuple
 PHOTO_COLUMNS = (
     "path", "size", "mtime_ns", "hash", "width", "height", "orientation", "taken_at", "camera",
     "lat", "lon", "status", "error", "n_faces", "model", "indexed_at", "orientation_source",
+    "settings", "identity",
 )
+# What the models say of a face; its person (person_id, person_by) is the people stage's.
 FACE_COLUMNS = (
     "idx", "x1", "y1", "x2", "y2", "det_score", "landmarks", "emotion", "emotion_score",
     "emotion_probs", "age_group", "age_score", "age_probs", "gate_face", "gate_context",
+    "embedding", "too_small", "sharpness",
 )
 
 
@@ -65,6 +68,14 @@ class Face:
     age_probs: dict = None
     gate_face: dict = None
     gate_context: dict = None
+    embedding: bytes = None  # identity: 128 float16, L2-normalised (``embedding_bytes``)
+    too_small: bool = False  # smaller than the run's --min-tag-face: no emotion or age
+    sharpness: float = None  # variance of the Laplacian of the aligned face: blur ranks bursts
+
+    @property
+    def side(self):
+        """The box's shorter side, in pixels of the upright photo."""
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
 
 
 @dataclass
@@ -84,7 +95,12 @@ class PhotoRecord:
     error: str = None
     model: str = None
     orientation_source: str = None
+    settings: str = None  # the detection and tagging settings that made the faces (IndexOptions)
+    identity: str = None  # the identity network that embedded the faces, None: not embedded
     faces: list = field(default_factory=list)
+    # (name, box in pixels of the upright photo) of each face region the photo's XMP names;
+    # None: not read (a copy, an error)
+    named_regions: list = None
     # A byte-identical copy of a photo indexed with the same weights: its faces are copied
     # from that photo's rows (by path) instead of being detected and tagged again.
     faces_from: str = None
@@ -112,4 +128,22 @@ def face_row(photo_id, idx, face):
         face.emotion, face.emotion_score, as_json(face.emotion_probs),
         face.age_group, face.age_score, as_json(face.age_probs),
         as_json(face.gate_face), as_json(face.gate_context),
+        face.embedding, int(bool(face.too_small)), face.sharpness,
     )
+
+
+def embedding_bytes(vector):
+    """An embedding as stored: 128 little-endian float16 (256 bytes)."""
+    import numpy as np
+
+    return np.asarray(vector, dtype="<f2").tobytes()
+
+
+def embedding_array(blobs):
+    """Stored embeddings (bytes each) → N×128 float32, rows L2-normalised again."""
+    import numpy as np
+
+    if not blobs:
+        return np.zeros((0, 128), np.float32)
+    vectors = np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(blobs), -1).astype(np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -13,7 +13,7 @@ import stat
 import sys
 import time
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_SECONDS = 30  # how long a connection waits for another that holds the file
 
 MIGRATIONS = {
@@ -81,6 +81,43 @@ MIGRATIONS = {
     ],
     # Where the orientation came from when not from the photo itself ('sidecar').
     3: ["ALTER TABLE photos ADD COLUMN orientation_source TEXT"],
+    # People: who each face is. The user's word (a name, a face confirmed or rejected, a name
+    # read from XMP face regions) lives in people and face_verdicts, which no re-index replaces;
+    # faces carry the machine's current answer and their embedding.
+    4: [
+        """CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            name TEXT,
+            named_by TEXT CHECK (named_by IN ('user', 'xmp')),
+            created_at TEXT
+        )""",
+        "CREATE INDEX people_name ON people (name COLLATE NOCASE)",
+        """CREATE TABLE face_verdicts (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            verdict TEXT NOT NULL CHECK (verdict IN ('is', 'not')),
+            photo_hash TEXT,
+            path TEXT,
+            x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+            embedding BLOB,
+            source TEXT NOT NULL CHECK (source IN ('user', 'xmp')),
+            name TEXT,
+            created_at TEXT
+        )""",
+        "CREATE INDEX face_verdicts_hash ON face_verdicts (photo_hash)",
+        "CREATE INDEX face_verdicts_path ON face_verdicts (path)",
+        "CREATE INDEX face_verdicts_person ON face_verdicts (person_id)",
+        "ALTER TABLE faces ADD COLUMN embedding BLOB",
+        "ALTER TABLE faces ADD COLUMN person_id INTEGER REFERENCES people(id) ON DELETE SET NULL",
+        "ALTER TABLE faces ADD COLUMN person_by TEXT",
+        "ALTER TABLE faces ADD COLUMN too_small INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE faces ADD COLUMN sharpness REAL",
+        "CREATE INDEX faces_person ON faces (person_id)",
+        # Which settings and which identity network made a photo's rows: a copy of a photo is
+        # reused only under the same settings, and photos indexed before people are embedded.
+        "ALTER TABLE photos ADD COLUMN settings TEXT",
+        "ALTER TABLE photos ADD COLUMN identity TEXT",
+    ],
 }
 
 

@@ -5,6 +5,8 @@ import json
 import os
 from contextlib import contextmanager
 
+from . import people_rows
+from ..boxes import matched_boxes
 from .records import (FACE_COLUMNS, PHOTO_COLUMNS, IndexedFile, db_path_value, face_row, now,
                       path_from_db, printable_path)
 from .schema import check_version, connect
@@ -64,18 +66,10 @@ class Writer:
 
     def other_models(self, roots, model):
         """Finished photos under ``roots`` whose rows other weights made: model id → count."""
-        counts = {}
-        for root in roots:
-            prefix = root.rstrip("/") + "/"
-            # Paths under the root: a range on the unique path index ('0' follows '/').
-            rows = self.conn.execute(
-                "SELECT model, count(*) FROM photos WHERE path >= ? AND path < ? "
-                "AND status = 'done' AND model IS NOT ? GROUP BY model",
-                (prefix, prefix[:-1] + "0", model),
-            )
-            for name, count in rows:
-                counts[name] = counts.get(name, 0) + count
-        return counts
+        under, values = self._under(roots)
+        return dict(self.conn.execute(
+            f"SELECT model, count(*) FROM photos WHERE {under} AND status = 'done' "
+            "AND model IS NOT ? GROUP BY model", (*values, model)).fetchall())
 
     def _changed(self):
         """Count a change to photos or faces (inside the transaction making it)."""
@@ -101,13 +95,48 @@ class Writer:
                 (f"walk:{key}", f"{digest} {self.generation()}"),
             )
 
-    def photos_by_content(self, model):
-        """sha256 → (path, number of faces) of the photos indexed with ``model`` (a
-        byte-identical new file can take their faces)."""
+    def photos_by_content(self, model, settings):
+        """sha256 → (path, number of faces) of the photos indexed with ``model`` and
+        ``settings`` (a byte-identical new file can take their faces)."""
         rows = self.conn.execute(
             "SELECT hash, path, n_faces FROM photos WHERE status = 'done' AND model = ? "
-            "AND hash IS NOT NULL", (model,))
+            "AND settings = ? AND hash IS NOT NULL", (model, settings))
         return {digest: (path_from_db(path), faces) for digest, path, faces in rows}
+
+    def _under(self, roots):
+        """SQL condition and values: a photo's path under one of ``roots``."""
+        parts, values = [], []
+        for root in roots:
+            prefix = root.rstrip("/") + "/"
+            parts.append("(path >= ? AND path < ?)")  # a range on the unique path index
+            values += [prefix, prefix[:-1] + "0"]  # ('0' follows '/')
+        return "(" + " OR ".join(parts or ["1"]) + ")", values
+
+    def photos_to_embed(self, roots, exists=False):
+        """Photos under ``roots`` whose faces no identity network has seen (indexed before
+        phototag knew people, or with --no-people): [(IndexedFile, [(face id, landmarks,
+        box side)])]; with ``exists``, only whether there is one."""
+        under, values = self._under(roots)
+        sql = (f"SELECT id, path, size, mtime_ns, hash FROM photos WHERE {under} AND "
+               "status = 'done' AND n_faces > 0 AND identity IS NULL")
+        if exists:
+            return self.conn.execute(sql + " LIMIT 1", values).fetchone() is not None
+        photos = []
+        for id_, path, size, mtime_ns, digest in self.conn.execute(sql + " ORDER BY path", values).fetchall():
+            faces = [(face_id, json.loads(landmarks), min(x2 - x1, y2 - y1))
+                     for face_id, landmarks, x1, y1, x2, y2 in self.conn.execute(
+                         "SELECT id, landmarks, x1, y1, x2, y2 FROM faces WHERE photo_id = ? "
+                         "ORDER BY idx", (id_,))]
+            photos.append((IndexedFile(id_, path_from_db(path), size, mtime_ns, digest, "done", None),
+                           faces))
+        return photos
+
+    def write_embeddings(self, photo_id, identity, faces):
+        """The identity of one photo's faces: ``faces`` [(face id, embedding, sharpness)]."""
+        with self.transaction():
+            self.conn.executemany("UPDATE faces SET embedding = ?, sharpness = ? WHERE id = ?",
+                                  [(blob, sharp, face_id) for face_id, blob, sharp in faces])
+            self.conn.execute("UPDATE photos SET identity = ? WHERE id = ?", (identity, photo_id))
 
     def reprocess_started(self, key):
         """When the --reprocess over ``key`` that is not finished yet began (started now if
@@ -146,7 +175,9 @@ class Writer:
             self.conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in ids])
 
     def write_photos(self, records):
-        """Write a batch of photos with their faces in one transaction, replacing older rows."""
+        """Write a batch of photos with their faces in one transaction, replacing older rows.
+        A face that is where a replaced face was (the same photo indexed again, by new weights
+        or settings) keeps that face's person; names the photo's XMP gives are recorded."""
         stamp = now()
         with self.transaction():
             self._changed()
@@ -162,16 +193,20 @@ class Writer:
                 source = None
                 if record.faces_from is not None:
                     source = self.conn.execute(
-                        "SELECT id, n_faces FROM photos WHERE path = ? AND status = 'done'",
+                        "SELECT id, n_faces, identity FROM photos WHERE path = ? AND status = 'done'",
                         (db_path_value(record.faces_from),)).fetchone()
                     if source is None:  # the original left the index meanwhile: run it again
                         raise ValueError(f"no indexed photo {record.faces_from} to copy faces from")
-                    values["n_faces"] = source[1]
+                    values["n_faces"], values["identity"] = source[1], source[2]
                 row = self.conn.execute(
                     "SELECT id FROM photos WHERE path = ?", (values["path"],)
                 ).fetchone()
+                earlier = []
                 if row:
                     photo_id = row[0]
+                    earlier = self.conn.execute(
+                        "SELECT x1, y1, x2, y2, person_id, person_by FROM faces "
+                        "WHERE photo_id = ? AND person_id IS NOT NULL", (photo_id,)).fetchall()
                     self.conn.execute("DELETE FROM faces WHERE photo_id = ?", (photo_id,))
                     assignments = ", ".join(f"{name} = :{name}" for name in values)
                     self.conn.execute(
@@ -188,12 +223,24 @@ class Writer:
                     self.conn.execute(f"INSERT INTO faces (photo_id, {columns}) "
                                       f"SELECT ?, {columns} FROM faces WHERE photo_id = ?",
                                       (photo_id, source[0]))
-                    continue
-                self.conn.executemany(
-                    f"INSERT INTO faces (photo_id, {', '.join(FACE_COLUMNS)}) "
-                    f"VALUES (?{', ?' * len(FACE_COLUMNS)})",
-                    [face_row(photo_id, idx, face) for idx, face in enumerate(record.faces)],
-                )
+                else:
+                    self.conn.executemany(
+                        f"INSERT INTO faces (photo_id, {', '.join(FACE_COLUMNS)}) "
+                        f"VALUES (?{', ?' * len(FACE_COLUMNS)})",
+                        [face_row(photo_id, idx, face) for idx, face in enumerate(record.faces)],
+                    )
+                if earlier:
+                    self._keep_people(photo_id, earlier)
+                if record.named_regions is not None and record.status == "done":
+                    people_rows.record_named_regions(self.conn, record, stamp)
+
+    def _keep_people(self, photo_id, earlier):
+        """The new faces of a photo written again take the person of the face they replace."""
+        faces = self.conn.execute("SELECT id, x1, y1, x2, y2 FROM faces WHERE photo_id = ?",
+                                  (photo_id,)).fetchall()
+        for i, j in matched_boxes([e[:4] for e in earlier], [f[1:] for f in faces]):
+            self.conn.execute("UPDATE faces SET person_id = ?, person_by = ? WHERE id = ?",
+                              (earlier[i][4], earlier[i][5], faces[j][0]))
 
     def start_run(self, roots, model):
         with self.transaction():

@@ -221,7 +221,7 @@ def template_landmarks(box):
 def choose_face(found, wanted, width, height):
     """(box, landmarks, found): the detected face matching the dataset's box (or the best
     one), else the dataset's box or the whole image with the template's landmarks."""
-    from ..vision.detect import box_iou
+    from ..boxes import box_iou
 
     choice = None
     if len(found):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from .nms import nms
 from .retinaface import OnPixels, load_retinaface
 
@@ -34,15 +35,6 @@ class Faces:
 
     def select(self, keep):
         return Faces(self.boxes[keep], self.scores[keep], self.landmarks[keep])
-
-
-def box_iou(a, b):
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def anchors(height, width, config, device):

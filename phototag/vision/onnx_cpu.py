@@ -98,17 +98,22 @@ def exported(model, weights_path, cache, name="retinaface-pixels", export=retina
     return data
 
 
-def _session(data, threads):
+def session(data, threads=None, device="cpu"):
+    """An ONNX Runtime session for the graph ``data``; on a CUDA device where this ONNX
+    Runtime has CUDA (the onnxruntime-gpu package), there."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
-    # Threads that wait by spinning take the cores from the decode workers running beside
-    # the detector. Without spinning (bench/onnx_spinning.py, 64 12-MP JPEGs, two cores):
-    # --faces-only runs 1.24 times as fast, tagging runs 1.01, the detector alone 1.19.
+    # Threads that wait by spinning take the cores from the decode workers running beside the
+    # detector (docs/speed.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        index = str(device).partition(":")[2] or "0"
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))
+    return onnxruntime.InferenceSession(data, options, providers=providers)
 
 
 class OnnxNetwork:
@@ -116,7 +121,7 @@ class OnnxNetwork:
     landmarks) out."""
 
     def __init__(self, model, weights_path, cache, threads=None):
-        self.session = _session(exported(model, weights_path, cache), threads)
+        self.session = session(exported(model, weights_path, cache), threads)
 
     def __call__(self, batch):
         outputs = self.session.run(None, {INPUT: batch.contiguous().numpy()})
@@ -128,7 +133,7 @@ class OnnxFaceEncoder(torch.nn.Module):
 
     def __init__(self, data, threads=None):
         super().__init__()
-        self.session = _session(data, threads)
+        self.session = session(data, threads)
         self.features = self.session.get_outputs()[0].shape[1]
 
     @classmethod

@@ -1,0 +1,180 @@
+"""How well faces are grouped into people, on faces whose identity is known: the web faces of
+../shared/data/emotion/muxspace (`group` names the person; 2,303 faces, 943 people, 195 with
+two photos or more), in one run:
+
+    python -m bench people [--distances 0.40,0.45,0.50,0.55] [--sizes 24,32,48]
+
+Each face is found by RetinaFace (the largest face of its image), aligned by its landmarks and
+embedded by SFace as an index run does. Then, at each distance, phototag's own grouping of the
+faces (the same code an index run calls, on a scratch index): pairwise precision and recall,
+and B-cubed precision and recall, over all faces and by face size; once with every face at
+once (`people --regroup`) and once fed in ten nightly batches. `--sizes`: the same faces
+brought down to a box of that many pixels first (which faces are large enough to group), and
+the embedding without its mirror image (what the mirror pass buys). Prints markdown tables;
+docs/people.md keeps them, and phototag.people's distances come from them.
+"""
+
+import argparse
+import csv
+import hashlib
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.library import SHARED, WEIGHTS
+from bench.machine import describe
+
+MUXSPACE = SHARED / "emotion" / "muxspace"
+BANDS = ((120, None, "120 px or more"), (60, 120, "60-120 px"), (0, 60, "under 60 px"))
+
+
+def faces_of_muxspace(sizes):
+    """{variant: (vectors N×128, people N, box sides N)} for the faces found: 'as is',
+    'no mirror', and 'at S px' per size. Cached in the user cache by the network's sha256."""
+    from phototag import weights
+    from phototag.weights import cache_dir
+
+    sface = weights.locate(weights.IDENTITY_WEIGHTS, str(WEIGHTS))
+    key = hashlib.sha1(f"{weights.remembered_sha256(sface)}{sorted(sizes)}".encode()).hexdigest()[:12]
+    cached = cache_dir().parent / "bench" / f"muxspace-faces-{key}.npz"
+    if cached.exists():
+        data = np.load(cached, allow_pickle=True)
+        return data["result"].item()
+    result = _embed_muxspace(sface, sizes)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, result=np.array(result, dtype=object))
+    return result
+
+
+def _embed_muxspace(sface, sizes):
+    import torch
+    from PIL import Image
+
+    from phototag import weights
+    from phototag.vision.detect import Detector
+    from phototag.vision.identity import FaceEmbedder, aligned_faces
+    from phototag.weights import cache_dir
+
+    detector = Detector(str(weights.locate(weights.DETECTOR_WEIGHTS, str(WEIGHTS))))
+    embedder = FaceEmbedder(sface, cache_dir().parent / "onnx")
+    rows = list(csv.DictReader(open(MUXSPACE / "labels.csv")))
+    variants = {"as is": [], "no mirror": [], **{f"at {s} px": [] for s in sizes}}
+    people, sides = [], []
+    for n, row in enumerate(rows):
+        with Image.open(MUXSPACE / row["file"]) as image:
+            pixels = np.array(image.convert("RGB"))
+        found = detector.detect([pixels], 0.6)[0]
+        if not len(found):
+            continue
+        areas = (found.boxes[:, 2:] - found.boxes[:, :2]).prod(1)
+        best = int(areas.argmax())
+        box, landmarks = found.boxes[best], found.landmarks[best:best + 1]
+        side = float(min(box[2] - box[0], box[3] - box[1]))
+        crop = aligned_faces(pixels, landmarks)
+        variants["as is"].append(embedder.embed_aligned(crop)[0])
+        variants["no mirror"].append(embedder.embed_aligned(crop, mirror=False)[0])
+        for size in sizes:
+            factor = min(1.0, size / side)
+            small = np.array(Image.fromarray(pixels).resize(
+                (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[0] * factor))),
+                Image.Resampling.BILINEAR, reducing_gap=2.0))
+            variants[f"at {size} px"].append(
+                embedder.embed_aligned(aligned_faces(small, landmarks * factor))[0])
+        people.append(row["group"])
+        sides.append(side)
+        if n % 500 == 0:
+            print(f"  embedded {n} of {len(rows)} faces", flush=True)
+    with torch.no_grad():
+        return {name: (np.array(v, np.float32), np.array(people), np.array(sides))
+                for name, v in variants.items()}
+
+
+def scores(labels, truth, chosen=None):
+    """Pairwise precision and recall, B-cubed precision and recall, over the faces ``chosen``
+    (their pairs among all faces). A face left alone is its own group."""
+    n = len(truth)
+    chosen = np.ones(n, bool) if chosen is None else chosen
+    same_group = labels[:, None] == labels[None, :]
+    same_person = truth[:, None] == truth[None, :]
+    off_diagonal = ~np.eye(n, dtype=bool)
+    rows = chosen[:, None] & off_diagonal
+    together, should = (same_group & rows).sum(), (same_person & rows).sum()
+    right = (same_group & same_person & rows).sum()
+    pair_p = right / together if together else 1.0
+    pair_r = right / should if should else 1.0
+    inter = (same_group & same_person).sum(1)
+    b_p = (inter / same_group.sum(1))[chosen].mean()
+    b_r = (inter / same_person.sum(1))[chosen].mean()
+    return pair_p, pair_r, b_p, b_r
+
+
+def grouped(vectors, batches, distance):
+    """phototag's own grouping of ``vectors`` (one photo each) at ``distance``, fed in
+    ``batches`` runs into a scratch index: a label per face (-1-i for a face left alone)."""
+    from phototag import people
+    from phototag.store import Writer
+    from phototag.store.records import embedding_bytes
+
+    people.ASSIGN_DISTANCE = people.GROUP_DISTANCE = distance
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = Writer(Path(tmp) / "index.db")
+        order = list(range(len(vectors)))
+        random.Random(0).shuffle(order)
+        ids = {}
+        for part in np.array_split(np.array(order), batches):
+            with writer.transaction():
+                for i in part:
+                    photo = writer.conn.execute(
+                        "INSERT INTO photos (path, status, n_faces, hash) VALUES (?, 'done', 1, ?)",
+                        (f"/photo/{i}", str(i))).lastrowid
+                    ids[int(i)] = writer.conn.execute(
+                        "INSERT INTO faces (photo_id, idx, x1, y1, x2, y2, det_score, embedding) "
+                        "VALUES (?, 0, 0, 0, 100, 100, 1, ?)",
+                        (photo, embedding_bytes(vectors[i]))).lastrowid
+            people.update(writer)
+        person = dict(writer.conn.execute("SELECT id, person_id FROM faces"))
+        writer.close()
+    return np.array([person[ids[i]] if person[ids[i]] is not None else -1 - i
+                     for i in range(len(vectors))])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--distances", default="0.40,0.45,0.50,0.55")
+    parser.add_argument("--sizes", default="24,32,48")
+    args = parser.parse_args(argv)
+    distances = [float(d) for d in args.distances.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    print(describe())
+    variants = faces_of_muxspace(sizes)
+    vectors, truth, sides = variants["as is"]
+    print(f"{len(truth)} faces found, {len(set(truth))} people; box side median {np.median(sides):.0f} px")
+    print("\n| distance | fed | pairwise precision | pairwise recall | B-cubed precision | "
+          "B-cubed recall | " + " | ".join(f"B-cubed P / R, {b[2]}" for b in BANDS) + " |")
+    print("|---" * (6 + len(BANDS)) + "|")
+    for distance in distances:
+        for batches, fed in ((1, "at once"), (10, "in 10 runs")):
+            labels = grouped(vectors, batches, distance)
+            p, r, bp, br = scores(labels, truth)
+            bands = []
+            for low, high, _ in BANDS:
+                chosen = (sides >= low) & (sides < (high or np.inf))
+                _, _, band_p, band_r = scores(labels, truth, chosen)
+                bands.append(f"{band_p:.3f} / {band_r:.2f} ({chosen.sum()})")
+            print(f"| {distance:.2f} | {fed} | {p:.4f} | {r:.3f} | {bp:.4f} | {br:.3f} | "
+                  + " | ".join(bands) + " |", flush=True)
+    print("\nThe same faces made smaller, or embedded without the mirror image (at once):\n")
+    print("| faces | distance | pairwise precision | pairwise recall | B-cubed precision | B-cubed recall |")
+    print("|---|---|---|---|---|---|")
+    for name, (variant, _, _) in variants.items():
+        if name == "as is":
+            continue
+        for distance in distances:
+            p, r, bp, br = scores(grouped(variant, 1, distance), truth)
+            print(f"| {name} | {distance:.2f} | {p:.4f} | {r:.3f} | {bp:.4f} | {br:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Faces to people, as arrays: neighbour search (faiss) and single-link grouping under the rule
+that two faces of one photo are never one person. No SQL here: ``phototag.people`` feeds it.
+
+Embeddings are L2-normalised, so cosine distance = 1 - dot product."""
+
+import numpy as np
+
+
+def _flat_index(vectors):
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def nearest(queries, base, k):
+    """For each query, its ``k`` nearest rows of ``base``: (distances, positions), nearest
+    first; position -1 where ``base`` has fewer rows."""
+    if len(queries) == 0 or len(base) == 0:
+        shape = (len(queries), k)
+        return np.full(shape, np.inf, np.float32), np.full(shape, -1, np.int64)
+    similarity, position = _flat_index(base).search(np.ascontiguousarray(queries, np.float32),
+                                                    min(k, len(base)))
+    distance = 1.0 - similarity
+    distance[position < 0] = np.inf
+    return distance, position
+
+
+def pairs_within(queries, base, max_distance):
+    """Every (query, base row, distance) closer than ``max_distance``."""
+    if len(queries) == 0 or len(base) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    limits, similarity, position = _flat_index(base).range_search(
+        np.ascontiguousarray(queries, np.float32), 1.0 - max_distance)
+    query = np.repeat(np.arange(len(queries)), np.diff(limits.astype(np.int64)))
+    return query, position.astype(np.int64), (1.0 - similarity).astype(np.float32)
+
+
+def single_link(count, first, second, distance, photo_of):
+    """Groups of ``count`` faces joined by the edges (first[i], second[i]) in order of
+    ``distance``, never joining two groups that hold faces of one photo (``photo_of``: the
+    photo of each face). Returns a group label per face."""
+    parent = np.arange(count)
+    photos = {i: {photo_of[i]} for i in range(count)}
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for e in np.argsort(distance, kind="stable"):
+        a, b = root(first[e]), root(second[e])
+        if a == b or not photos[a].isdisjoint(photos[b]):
+            continue
+        if len(photos[a]) < len(photos[b]):
+            a, b = b, a
+        parent[b] = a
+        photos[a] |= photos.pop(b)
+    return np.array([root(i) for i in range(count)])
+
+
+def centroids(vectors, labels):
+    """The normalised mean embedding of each label: (labels in order, K×D)."""
+    order = np.unique(labels)
+    sums = np.zeros((len(order), vectors.shape[1]), np.float64)
+    np.add.at(sums, np.searchsorted(order, labels), vectors)
+    sums /= np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return order, sums.astype(np.float32)
