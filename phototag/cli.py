@@ -633,10 +633,15 @@ def show(path, db, as_json):
               help="Put sidecars here (mirroring each photo's absolute path) instead of beside the photos.")
 @click.option("--sidecar-name", type=click.Choice(["photo.ext.xmp", "photo.xmp"]), default="photo.ext.xmp",
               show_default=True, help="photo.jpg.xmp (digiKam, darktable, Immich) or photo.xmp (Adobe).")
-def export(paths, db, xmp, sidecar_dir, sidecar_name):
-    """Write face regions and emotion/age tags to XMP sidecars that digiKam, darktable,
-    Lightroom and Immich read. Photos themselves are never written; an existing sidecar is
-    merged: its other fields stay, and phototag's own regions and tags are replaced.
+@click.option("--confirmed-names", is_flag=True,
+              help="Write a person's name only on the faces the user (or a face region) named, "
+                   "not on those the grouping placed.")
+def export(paths, db, xmp, sidecar_dir, sidecar_name, confirmed_names):
+    """Write face regions, each with its emotion, age group and person, and hierarchical
+    keywords (phototag/emotion/…, phototag/age/…, People/NAME) to XMP sidecars that digiKam,
+    darktable, Lightroom and Immich read. Photos themselves are never written; an existing
+    sidecar is merged: its other fields stay, phototag's own regions and keywords are replaced,
+    and a sidecar that already says all of it is not touched.
 
     Only photos with faces get a sidecar; PATHS limit the export to those folders.
     """
@@ -644,10 +649,12 @@ def export(paths, db, xmp, sidecar_dir, sidecar_name):
     from .store import printable_path
 
     store = open_index(db, readonly=True)
-    count, errors = 0, []
+    written, unchanged, errors = 0, 0, []
     try:
-        for _ in export_sidecars(store, paths, sidecar_name == "photo.xmp", sidecar_dir, errors):
-            count += 1
+        for _, changed in export_sidecars(store, paths, sidecar_name == "photo.xmp", sidecar_dir,
+                                          errors, confirmed_only=confirmed_names):
+            written += changed
+            unchanged += not changed
     except ImportError:
         fail("XMP export needs pyexiv2: pip install pyexiv2")
     finally:
@@ -655,7 +662,8 @@ def export(paths, db, xmp, sidecar_dir, sidecar_name):
     for path, reason in errors:
         click.echo(f"error: {printable_path(path)}: {reason}", err=True)
     where = f" under {printable_path(sidecar_dir)}" if sidecar_dir else ""
-    click.echo(f"{count} sidecars written{where}, {len(errors)} could not be", err=True)
+    click.echo(f"{written} sidecars written{where}, {unchanged} already up to date, "
+               f"{len(errors)} could not be", err=True)
 
 
 @main.command()
@@ -663,19 +671,28 @@ def export(paths, db, xmp, sidecar_dir, sidecar_name):
 @db_option
 @emotion_option
 @age_option
+@person_option
 @path_option
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="At most this many photos.")
-def report(out, db, emotions, ages, path_glob, limit):
+def report(out, db, emotions, ages, people, path_glob, limit):
     """Write OUT.html: the photos a search finds, their faces boxed and labelled, with filters
-    by emotion and age and pages of 24 photos. One self-contained file: open it from disk."""
+    by emotion, age and person and pages of 48 photos, and the people of the index (one face
+    each; the unnamed ones with the command that names them). The page opens with the filters
+    given here and shows only the faces they ask for. One self-contained file: open it from
+    disk."""
     from .report import render
     from .store import Query
 
     store = open_index(db, readonly=True)
     try:
-        query = Query(emotions=emotions, age_groups=ages, path_glob=path_glob, limit=limit,
-                      paths_only=True)
+        query = Query(emotions=emotions, age_groups=ages, people=people, path_glob=path_glob,
+                      limit=limit, paths_only=True)
         photos = [store.photo(path) for path in store.search(query)]
+        everyone = store.people()
+        page, shown = render(photos, people=everyone, photo_of=store.photo,
+                             emotion=emotions[0] if len(emotions) == 1 else "",
+                             age=ages[0] if len(ages) == 1 else "",
+                             person=people[0] if len(people) == 1 else "")
     finally:
         store.close()
     try:
@@ -683,10 +700,12 @@ def report(out, db, emotions, ages, path_glob, limit):
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with open(fd, "w", encoding="utf-8") as f:
-            f.write(render(photos))
+            f.write(page)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    click.echo(f"{len(photos)} photos in {out}", err=True)
+    missing = len(photos) - shown
+    gone = f" ({missing} found in the index could not be read: moved or deleted since?)" if missing else ""
+    click.echo(f"{shown} photos in {out}{gone}", err=True)
 
 
 from .cli_people import people  # noqa: E402 - registered after main exists

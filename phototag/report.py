@@ -50,6 +50,11 @@ main { padding: 12px 16px; }
 .tag.shown, .face:hover + .tag, .face:focus + .tag { visibility: visible; }
 .face:hover + .tag, .face:focus + .tag { z-index: 3; }
 .meta { font-size: 12px; margin-top: 6px; line-height: 1.35; word-break: break-all; color: #bdc1c6; }
+#people { display: flex; flex-wrap: wrap; gap: 10px; margin-bottom: 14px; }
+.person { width: 112px; background: #303134; border-radius: 6px; padding: 6px; font-size: 12px;
+          line-height: 1.3; word-break: break-word; cursor: pointer; }
+.person img { width: 100px; height: 100px; object-fit: cover; border-radius: 4px; display: block; }
+.person code { font-size: 10px; color: #9aa0a6; }
 .pages { display: flex; gap: 8px; align-items: center; margin: 14px 0; }
 #viewer { position: fixed; inset: 0; background: #000e; z-index: 10; display: none; padding: 2vh 2vw;
           gap: 16px; }
@@ -80,7 +85,8 @@ function el(name, props, ...children) {
 }
 const faceCount = n => `${n} face${n === 1 ? '' : 's'}`;
 function describe(face) {
-  const parts = [];
+  const parts = face.person ? [face.person] : [];
+  if (face.too_small && !face.emotion) parts.push('too small to read');
   if (face.emotion) parts.push(`${face.emotion} ${face.emotion_score.toFixed(2)}`);
   if (face.age_group) parts.push(`${face.age_group} ${face.age_score.toFixed(2)}`);
   return parts.join(' · ') || `face ${face.det_score.toFixed(2)}`;
@@ -88,6 +94,7 @@ function describe(face) {
 function faceMatches(face, f) {
   if (f.emotion && face.emotion !== f.emotion) return false;
   if (f.age && face.age_group !== f.age) return false;
+  if (f.person && face.person !== f.person) return false;
   if (f.score > 0) {
     const scores = [];
     if (f.emotion) scores.push(face.emotion_score);
@@ -98,7 +105,7 @@ function faceMatches(face, f) {
   return true;
 }
 function filters() {
-  return { emotion: $('emotion').value, age: $('age').value,
+  return { emotion: $('emotion').value, age: $('age').value, person: $('person').value,
            fmin: $('fmin').value === '' ? null : +$('fmin').value,
            fmax: $('fmax').value === '' ? null : +$('fmax').value,
            from: $('from').value, to: $('to').value, score: +$('score').value || 0 };
@@ -119,7 +126,7 @@ function drawFaces(frame, photo, f, interactive) {
     box.style.top = `${face.box[1] / photo.height * 100}%`;
     box.style.width = `${(face.box[2] - face.box[0]) / photo.width * 100}%`;
     box.style.height = `${(face.box[3] - face.box[1]) / photo.height * 100}%`;
-    if (!faceMatches(face, f)) box.style.opacity = '0.25';
+    if (!faceMatches(face, f)) continue;  // only the faces the filters ask for
     if (interactive) box.tabIndex = 0;
     box.dataset.emotion = face.emotion || '';
     box.dataset.age = face.age_group || '';
@@ -187,10 +194,12 @@ function openViewer(index, fromHistory) {
   const img = el('img', { src: photo.thumb, alt: '' });
   const frame = el('div', { className: 'frame' }, img);
   drawFaces(frame, photo, f, true);
-  const list = el('ol', {}, ...photo.faces.map(face => el('li', { textContent:
-    `${face.emotion || '–'} (${face.emotion_score === null ? '–' : face.emotion_score.toFixed(2)}), ` +
-    `${face.age_group || '–'} (${face.age_score === null ? '–' : face.age_score.toFixed(2)}), ` +
-    `detector ${face.det_score.toFixed(2)}` })));
+  const list = el('ol', {}, ...photo.faces.filter(face => faceMatches(face, f)).map(face =>
+    el('li', { textContent: `${face.person ? face.person + ': ' : ''}` + (face.too_small && !face.emotion
+      ? 'too small to read, '
+      : `${face.emotion || '–'} (${face.emotion_score === null ? '–' : face.emotion_score.toFixed(2)}), ` +
+        `${face.age_group || '–'} (${face.age_score === null ? '–' : face.age_score.toFixed(2)}), `) +
+      `detector ${face.det_score.toFixed(2)}` })));
   $('large').replaceChildren(frame);
   $('details').replaceChildren(
     el('h2', { textContent: photo.path }),
@@ -236,7 +245,9 @@ document.addEventListener('keydown', e => {
   else if (e.key === 'ArrowLeft') step(-1);
 });
 $('close').onclick = () => closeViewer(false);
-for (const id of ['emotion', 'age', 'fmin', 'fmax', 'from', 'to', 'score'])
+for (const node of document.querySelectorAll('.person[data-name]'))
+  node.onclick = () => { $('person').value = node.dataset.name; page = 0; render(); };
+for (const id of ['emotion', 'age', 'person', 'fmin', 'fmax', 'from', 'to', 'score'])
   $(id).addEventListener('input', () => { page = 0; render(); });
 $('prev').onclick = () => { page = Math.max(0, page - 1); render(); };
 $('next').onclick = () => { page = page + 1; render(); };
@@ -245,16 +256,42 @@ render();
 """.replace("PAGE_SIZE", str(PAGE_SIZE))
 
 
-def thumbnail(path, size=THUMB_SIZE):
-    """An upright JPEG thumbnail of a photo as a data URI, or None if it cannot be read."""
+def upright(photo, size):
+    """A photo's pixels as the index describes it: upright at most ``size`` on the long side,
+    turned by the orientation its index row says decoding applied (from the photo itself or
+    from its XMP sidecar). None if it cannot be read."""
+    fallback = photo.get("orientation") if photo.get("orientation_source") == "sidecar" else None
     try:
-        with open(path, "rb") as f:
-            pixels = decode_bytes(f.read(), size, os.path.splitext(path)[1]).pixels
+        with open(photo["path"], "rb") as f:
+            return decode_bytes(f.read(), size, os.path.splitext(photo["path"])[1], fallback).pixels
     except (OSError, DecodeError):
         return None
+
+
+def _data_uri(image):
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=80, optimize=True)
+    image.save(buffer, "JPEG", quality=80, optimize=True)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def thumbnail(photo, size=THUMB_SIZE):
+    """An upright JPEG thumbnail of an indexed photo as a data URI, or None if it cannot be read."""
+    pixels = upright(photo, size)
+    return None if pixels is None else _data_uri(Image.fromarray(pixels))
+
+
+def face_thumbnail(photo, box, side=100):
+    """A square JPEG of one face (with some room around it) as a data URI, or None."""
+    pixels = upright(photo, 1600)
+    if pixels is None:
+        return None
+    scale = pixels.shape[1] / photo["width"]
+    x1, y1, x2, y2 = (v * scale for v in box)
+    half = max(x2 - x1, y2 - y1) * 0.8
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    crop = Image.fromarray(pixels).crop((round(cx - half), round(cy - half),
+                                         round(cx + half), round(cy + half)))
+    return _data_uri(crop.resize((side, side), Image.Resampling.LANCZOS))
 
 
 def _photo_data(photo, thumb):
@@ -269,6 +306,7 @@ def _photo_data(photo, thumb):
             "det_score": face["det_score"],
             "emotion": face.get("emotion"), "emotion_score": face.get("emotion_score"),
             "age_group": face.get("age_group"), "age_score": face.get("age_score"),
+            "too_small": bool(face.get("too_small")), "person": face.get("person"),
         } for face in photo["faces"]],
     }
 
@@ -279,28 +317,58 @@ def _json_for_script(value):
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render(photos, title="phototag", thumb_size=THUMB_SIZE):
-    """The page for ``photos`` (dicts as ``Reader.photo`` returns them)."""
+def _people_section(people, photos_by_path):
+    """One face per person, named people first; an unnamed one says how to name it."""
+    if not people:
+        return ""
+    cards = []
+    for person in people:
+        photo = photos_by_path(person["sample"]) if person["sample"] else None
+        image = face_thumbnail(photo, person["sample_box"]) if photo else None
+        picture = f"<img alt='' src='{image}'>" if image else ""
+        if person["name"]:
+            name = html.escape(person["name"])
+            cards.append(f"<div class='person' data-name='{name}' title='show {name}'>{picture}"
+                         f"{name}<br>{person['photos']} photos</div>")
+        else:
+            cards.append(f"<div class='person'>{picture}unnamed, {person['photos']} photos<br>"
+                         f"<code>phototag people name {person['id']} NAME</code></div>")
+    return f"<section id='people' aria-label='people'>{''.join(cards)}</section>"
+
+
+def render(photos, title="phototag", thumb_size=THUMB_SIZE, people=(), photo_of=None,
+           emotion="", age="", person=""):
+    """The page for ``photos`` (dicts as ``Reader.photo`` returns them): (html, photos shown).
+    ``people``: rows of ``Reader.people`` for the people strip (``photo_of`` gives a sample's
+    photo by path); ``emotion``, ``age``, ``person``: the filters the page opens with."""
     data = []
     for photo in photos:
         if not photo.get("width"):
             continue
-        image = thumbnail(photo["path"], thumb_size)
+        image = thumbnail(photo, thumb_size)
         if image is not None:
             data.append(_photo_data(photo, image))
-    options = lambda names: "".join(f"<option>{html.escape(n)}</option>" for n in names)  # noqa: E731
-    return (
+    names = sorted({p["name"] for p in people if p["name"]}, key=str.casefold)
+    if person and person not in names:
+        names.append(person)
+
+    def options(values, chosen):
+        return "".join(f"<option{' selected' if v == chosen else ''}>{html.escape(v)}</option>"
+                       for v in values)
+
+    page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><header>"
         "<span id='count'></span>"
-        f"<label>emotion <select id='emotion'><option value=''>any</option>{options(EMOTIONS)}</select></label>"
-        f"<label>age <select id='age'><option value=''>any</option>{options(AGE_GROUPS)}</select></label>"
+        f"<label>emotion <select id='emotion'><option value=''>any</option>{options(EMOTIONS, emotion)}</select></label>"
+        f"<label>age <select id='age'><option value=''>any</option>{options(AGE_GROUPS, age)}</select></label>"
+        f"<label>person <select id='person'><option value=''>anyone</option>{options(names, person)}</select></label>"
         "<label>faces <input id='fmin' type='number' min='0' placeholder='min'>"
         "–<input id='fmax' type='number' min='0' placeholder='max'></label>"
         "<label>taken <input id='from' type='date'>–<input id='to' type='date'></label>"
         "<label>min score <input id='score' type='number' min='0' max='1' step='0.05' value='0'></label>"
-        "</header><main><div id='grid' class='grid'></div><div class='pages'>"
+        f"</header><main>{_people_section(people, photo_of)}<div id='grid' class='grid'></div><div class='pages'>"
         "<button id='prev'>previous</button><span id='pageinfo'></span><button id='next'>next</button>"
         "</div></main><div id='viewer' role='dialog' aria-modal='true'>"
         "<button id='close' aria-label='close'>✕</button><div id='large' class='large'></div>"
@@ -308,3 +376,4 @@ def render(photos, title="phototag", thumb_size=THUMB_SIZE):
         f"<script type='application/json' id='photos'>{_json_for_script(data)}</script>"
         f"<script>{SCRIPT}</script></body></html>"
     )
+    return page, len(data)

@@ -47,7 +47,7 @@ def test_and_across_flags_or_within_on_the_same_face(tmp_path, index):
     # sad and child are both in party.jpg, but not on the same face
     assert search(tmp_path, "--emotion", "sad", "--age", "child").stdout == ""
     out = search(tmp_path, "--age", "baby", "--age", "senior").stdout.split()
-    assert out == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg"]
+    assert out == ["/lib/2024/baby.jpg", "/lib/2023/party.jpg"]  # best first: baby 0.95, senior 0.9
 
 
 def test_json_has_one_object_per_matching_face(tmp_path, index):
@@ -56,7 +56,9 @@ def test_json_has_one_object_per_matching_face(tmp_path, index):
     first = rows[0]
     for key in ("path", "face", "box", "det_score", "emotion", "emotion_score", "age_group", "age_score"):
         assert key in first
-    assert first["path"] == "/lib/2023/party.jpg" and first["box"] == [0.0, 10.0, 40.0, 60.0]
+    # best first: the smile scored 0.95
+    assert first["path"] == "/lib/2024/baby.jpg" and first["box"] == [60.0, 10.0, 100.0, 60.0]
+    assert [r["emotion_score"] for r in rows] == [0.95, 0.9, 0.6]
     assert {(r["path"], r["face"]) for r in rows} == {
         ("/lib/2023/party.jpg", 0), ("/lib/2024/beach.jpg", 0), ("/lib/2024/baby.jpg", 1)
     }
@@ -64,9 +66,9 @@ def test_json_has_one_object_per_matching_face(tmp_path, index):
 
 def test_csv_table_paths_and_nul(tmp_path, index):
     rows = list(csv.DictReader(io.StringIO(search(tmp_path, "--age", "child", "--format", "csv").stdout)))
-    assert [(r["path"], r["face"], r["emotion"]) for r in rows] == [
-        ("/lib/2023/party.jpg", "0", "smile"), ("/lib/2024/baby.jpg", "1", "smile"),
-        ("/lib/2024/baby.jpg", "2", "surprise"),
+    assert [(r["path"], r["face"], r["emotion"]) for r in rows] == [  # child 0.8, 0.7, 0.5
+        ("/lib/2023/party.jpg", "0", "smile"), ("/lib/2024/baby.jpg", "2", "surprise"),
+        ("/lib/2024/baby.jpg", "1", "smile"),
     ]
     table = search(tmp_path, "--age", "child", "--format", "table").stdout
     assert "party.jpg" in table and "surprise" in table and "emotion" in table
@@ -75,7 +77,16 @@ def test_csv_table_paths_and_nul(tmp_path, index):
 
 
 def test_scores_counts_dates_paths_and_limit(tmp_path, index):
-    assert search(tmp_path, "--emotion", "smile", "--min-score", "0.92").stdout.split() == ["/lib/2024/baby.jpg"]
+    assert search(tmp_path, "--emotion", "smile", "--min-confidence", "0.92").stdout.split() == [
+        "/lib/2024/baby.jpg"]
+    assert search(tmp_path, "--age", "child", "--min-confidence", "0.75").stdout.split() == [
+        "/lib/2023/party.jpg"]
+    # --min-score is the detector's confidence that a face is a face (0.99 for every face here)
+    assert len(search(tmp_path, "--min-score", "0.98").stdout.split()) == 3
+    assert search(tmp_path, "--min-score", "0.995").stdout == ""
+    lonely = search(tmp_path, "--min-confidence", "0.5", check=False)
+    assert lonely.returncode == 2 and "--emotion or --age" in lonely.stderr
+    assert search(tmp_path, "--faces", "0", check=False).returncode == 2  # no face: never a match
     assert search(tmp_path, "--faces", "3").stdout.split() == ["/lib/2024/baby.jpg"]
     assert search(tmp_path, "--faces", "1").stdout.split() == ["/lib/2024/beach.jpg"]  # exactly one
     assert search(tmp_path, "--faces", "2:").stdout.split() == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg"]
@@ -88,6 +99,21 @@ def test_scores_counts_dates_paths_and_limit(tmp_path, index):
         "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
     rows = json.loads(search(tmp_path, "--format", "json", "--limit", "2").stdout)
     assert len(rows) == 2
+
+
+def test_results_come_best_first_or_as_asked(tmp_path, index):
+    assert search(tmp_path, "--emotion", "smile").stdout.split() == [
+        "/lib/2024/baby.jpg", "/lib/2023/party.jpg", "/lib/2024/beach.jpg"]  # 0.95, 0.9, 0.6
+    assert search(tmp_path, "--emotion", "smile", "--sort", "path").stdout.split() == [
+        "/lib/2023/party.jpg", "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
+    assert search(tmp_path, "--emotion", "smile", "--sort", "date").stdout.split() == [
+        "/lib/2024/beach.jpg", "/lib/2024/baby.jpg", "/lib/2023/party.jpg"]  # newest first
+    # emotion and age asked: the two scores together (0.9 x 0.8 against 0.95 x 0.5)
+    rows = json.loads(search(tmp_path, "--emotion", "smile", "--age", "child", "--format", "json").stdout)
+    assert [(r["path"], r["face"]) for r in rows] == [("/lib/2023/party.jpg", 0), ("/lib/2024/baby.jpg", 1)]
+    # nothing asked: in path order
+    assert search(tmp_path).stdout.split() == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg",
+                                                "/lib/2024/beach.jpg"]
 
 
 def test_nothing_found_prints_nothing_and_exits_0(tmp_path, index):
@@ -190,7 +216,7 @@ def test_search_answers_while_an_index_run_holds_a_write_transaction(tmp_path, i
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("DELETE FROM faces")  # not committed: readers still see the old rows
     try:
-        out = search(tmp_path, "--emotion", "smile").stdout.split()
+        out = search(tmp_path, "--emotion", "smile", "--sort", "path").stdout.split()
         assert out == ["/lib/2023/party.jpg", "/lib/2024/baby.jpg", "/lib/2024/beach.jpg"]
     finally:
         writer.execute("ROLLBACK")
@@ -203,7 +229,7 @@ from phototag.store import writer
 plain = writer.connect
 def capped(path, readonly):
     conn = plain(path, readonly)
-    conn.execute("PRAGMA max_page_count = 16")  # the disk fills up after a few photos
+    conn.execute("PRAGMA max_page_count = 28")  # the disk fills up after a few photos
     return conn
 writer.connect = capped
 from phototag.cli import main

@@ -105,9 +105,16 @@ def test_index_fills_emotion_age_and_gates_and_search_finds_them(tmp_path, train
     result = run_phototag(tmp_path, "index", "--model", trained, lib)
     assert "tagging is off" not in result.stderr
     db = tmp_path / "db" / "index.db"
-    faces = db_rows(db, "SELECT emotion, emotion_score, emotion_probs, age_group, age_score, "
-                        "gate_face, gate_context FROM faces")
+    every = db_rows(db, "SELECT emotion, emotion_score, emotion_probs, age_group, age_score, "
+                        "gate_face, gate_context, too_small, min(x2 - x1, y2 - y1) FROM faces "
+                        "ORDER BY too_small")
+    faces = [row[:7] for row in every if not row[7]]
     assert len(faces) > 10
+    # faces under --min-tag-face are faces without tags
+    from phototag.pipeline import MIN_TAG_FACE
+
+    assert all(row[7] == (row[8] < MIN_TAG_FACE) for row in every)
+    assert all(row[0] is None and row[3] is None for row in every if row[7])
     for emotion, e_score, probs, age, a_score, gate_face, gate_context in faces:
         assert emotion and age and 0 < e_score <= 1 and 0 < a_score <= 1
         assert abs(sum(json.loads(probs).values()) - 1) < 1e-2

@@ -66,14 +66,21 @@ def test_a_local_file_with_a_wrong_hash_is_refused(tmp_path):
 
 
 @needs_shared
-def test_index_downloads_the_detector_once_from_a_mirror(tmp_path, served):
+def test_index_downloads_its_networks_once_from_a_mirror(tmp_path, served):
     folder, url = served
-    (folder / RETINAFACE.name).write_bytes(RETINAFACE.read_bytes())
+    networks = [RETINAFACE, RETINAFACE.parent / weights.IDENTITY_WEIGHTS]
+    for network in networks:
+        (folder / network.name).write_bytes(network.read_bytes())
     lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
     env = phototag_env(tmp_path, PHOTOTAG_WEIGHTS_MIRROR=url)
     del env["PHOTOTAG_WEIGHTS"]
     run_phototag(tmp_path, "index", lib, env=env)
-    assert (tmp_path / "cache" / "phototag" / "weights" / RETINAFACE.name).is_file()
+    cache = tmp_path / "cache" / "phototag" / "weights"
+    assert sorted(os.listdir(cache)) == sorted(n.name for n in networks)
+    for network in networks:
+        (folder / network.name).unlink()  # the mirror is gone: a second run needs none of it
+    (lib / "again.jpg").write_bytes((lib / "ultralight__8.jpg").read_bytes()[:-2])
+    run_phototag(tmp_path, "index", lib, env=env)
 
 
 @needs_shared

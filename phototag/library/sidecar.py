@@ -18,10 +18,12 @@ def sidecars_of(path):
 def read_sidecar(path):
     """(content, path) of the first sidecar of ``path`` that can be read, or (None, None)."""
     for candidate in sidecars_of(path):
+        if not os.path.isfile(candidate):  # the usual case: a stat, not a failed open
+            continue
         try:
             with open(candidate, "rb") as f:
                 return f.read(), candidate
-        except OSError:  # none there (the usual case), or a folder, or unreadable
+        except OSError:  # unreadable: the photo is still a photo
             continue
     return None, None
 

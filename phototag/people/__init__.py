@@ -20,7 +20,7 @@ The distances were chosen on the shared identity-labelled faces (docs/people.md,
 import numpy as np
 
 from ..store import people_rows
-from ..store.records import embedding_array, now
+from ..store.records import now
 from . import grouping
 
 # Cosine distances, from `python -m bench people` (docs/people.md).
@@ -34,10 +34,6 @@ MARK = "people_mark"  # meta: the largest face id the last placing looked at
 def _mark(conn):
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (MARK,)).fetchone()
     return int(row[0]) if row else 0
-
-
-def _vectors(faces):
-    return embedding_array([f["embedding"] for f in faces])
 
 
 def apply_verdicts(conn):
@@ -111,6 +107,20 @@ def _move_machine_faces(conn, source, target):
     people_rows.drop_empty_people(conn)
 
 
+class Faces:
+    """Faces with embeddings, as arrays: ids, photo ids, person ids (-1: none), unit vectors."""
+
+    def __init__(self, ids, photos, persons, vectors):
+        self.ids, self.photos, self.persons, self.vectors = ids, photos, persons, vectors
+
+    @classmethod
+    def where(cls, conn, condition):
+        return cls(*people_rows.face_arrays(conn, condition))
+
+    def __len__(self):
+        return len(self.ids)
+
+
 def update(writer, everything=False):
     """Place the faces that have no person (see the module's text). ``everything``: look at
     every face again, not only those new since the last time. Returns a summary dict."""
@@ -119,69 +129,86 @@ def update(writer, everything=False):
         excluded = apply_verdicts(conn)
         mark = 0 if everything else _mark(conn)
         top = conn.execute("SELECT coalesce(max(id), 0) FROM faces").fetchone()[0]
-        placed = people_rows.face_rows(conn, "f.person_id IS NOT NULL AND f.embedding IS NOT NULL")
-        waiting = people_rows.face_rows(
-            conn, "f.person_id IS NULL AND f.embedding IS NOT NULL AND f.too_small = 0")
-        occupied = {(f["photo_id"], f["person_id"]) for f in placed}
-        stamp = now()
-        assigned = _assign(conn, [f for f in waiting if f["id"] > mark], placed, excluded,
-                           occupied)
+        placed = Faces.where(conn, "f.person_id IS NOT NULL")
+        waiting = Faces.where(conn, "f.person_id IS NULL AND f.too_small = 0")
+        occupied = set(zip(placed.photos.tolist(), placed.persons.tolist()))
+        new = waiting.ids > mark
+        assigned = _assign(conn, waiting, np.flatnonzero(new), placed.vectors, placed.persons,
+                           excluded, occupied)
         # Faces that waited, against the faces placed since they were last looked at.
-        fresh = [f for f in placed if f["id"] > mark] + assigned
-        assigned += _assign(conn, [f for f in waiting if f["id"] <= mark and f["person_id"] is None],
-                            fresh, excluded, occupied)
-        still = [f for f in waiting if f["person_id"] is None]
-        made = _group(conn, [f for f in still if f["id"] > mark], still, stamp)
+        since = placed.ids > mark
+        fresh_vectors = np.concatenate([placed.vectors[since], waiting.vectors[assigned]])
+        fresh_persons = np.concatenate([placed.persons[since], waiting.persons[assigned]])
+        del placed
+        waited = np.flatnonzero(~new & (waiting.persons < 0))
+        assigned = np.concatenate([assigned, _assign(conn, waiting, waited, fresh_vectors,
+                                                     fresh_persons, excluded, occupied)])
+        made = _group(conn, waiting, new, now())
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (MARK, str(top)))
         people_rows.drop_empty_people(conn)
     return {"assigned": len(assigned), "grouped": sum(made), "new_people": len(made)}
 
 
-def _assign(conn, faces, placed, excluded, occupied):
-    """Each of ``faces`` joins the person of its nearest face among ``placed`` that is close
-    enough, may take it (no verdict against) and has no other face in its photo."""
-    placed = [f for f in placed if f["person_id"] is not None]
-    if not faces or not placed:
-        return []
-    distance, position = grouping.nearest(_vectors(faces), _vectors(placed), NEIGHBOURS)
+def _assign(conn, faces, chosen, base_vectors, base_persons, excluded, occupied):
+    """Each face ``chosen`` (positions in ``faces``) joins the person of its nearest face of the
+    base that is close enough, may take it (no verdict against) and has no other face in its
+    photo. Returns the positions placed; ``faces.persons`` is updated."""
+    if not len(chosen) or not len(base_vectors):
+        return np.zeros(0, np.int64)
+    distance, position = grouping.nearest(faces.vectors[chosen], base_vectors, NEIGHBOURS)
     done = []
-    for face, row_distance, row_position in zip(faces, distance, position):
+    for i, row_distance, row_position in zip(chosen.tolist(), distance, position):
+        face_id, photo = int(faces.ids[i]), int(faces.photos[i])
         for d, p in zip(row_distance, row_position):
             if p < 0 or d > ASSIGN_DISTANCE:
                 break
-            person = placed[p]["person_id"]
-            if person in excluded.get(face["id"], ()) or (face["photo_id"], person) in occupied:
+            person = int(base_persons[p])
+            if person in excluded.get(face_id, ()) or (photo, person) in occupied:
                 continue
-            people_rows.place(conn, [face["id"]], person, "machine")
-            face["person_id"], face["person_by"] = person, "machine"
-            occupied.add((face["photo_id"], person))
-            done.append(face)
+            people_rows.place(conn, [face_id], person, "machine")
+            faces.persons[i] = person
+            occupied.add((photo, person))
+            done.append(i)
             break
-    return done
+    return np.array(done, np.int64)
 
 
-def _group(conn, new, waiting, stamp):
-    """New people from the faces still waiting: groups of two or more, at least one face new.
-    Returns the size of each group made."""
-    if not new:
+def _group(conn, faces, new, stamp):
+    """New people from the faces still waiting: groups of two or more, at least one face new
+    (``new``: a mask over ``faces``). Returns the size of each group made."""
+    still = np.flatnonzero(faces.persons < 0)
+    queries = np.flatnonzero(new & (faces.persons < 0))
+    if not len(queries):
         return []
-    position = {f["id"]: i for i, f in enumerate(waiting)}
-    query, base, distance = grouping.pairs_within(_vectors(new), _vectors(waiting), GROUP_DISTANCE)
-    first = np.array([position[new[q]["id"]] for q in query], dtype=np.int64)
-    keep = first != base
-    labels = grouping.single_link(len(waiting), first[keep], base[keep], distance[keep],
-                                  [f["photo_id"] for f in waiting])
+    position = np.full(len(faces), -1, np.int64)
+    position[still] = np.arange(len(still))
+    # Each face's nearest waiting faces, not every pair within reach: single link needs only the
+    # short edges, and a person with thousands of faces would otherwise give millions of pairs.
+    distance, base = grouping.nearest(faces.vectors[queries], faces.vectors[still], NEIGHBOURS)
+    first = np.repeat(position[queries], distance.shape[1])
+    distance, base = distance.ravel(), base.ravel()
+    keep = (base >= 0) & (distance <= GROUP_DISTANCE) & (first != base)
+    labels = grouping.single_link(len(still), first[keep], base[keep], distance[keep],
+                                  faces.photos[still].tolist())
     sizes = []
-    for label in np.unique(labels):
-        members = [waiting[i] for i in np.flatnonzero(labels == label)]
+    for label, members in _members(labels):
         if len(members) < 2:
             continue
         person = people_rows.new_person(conn, stamp)
-        people_rows.place(conn, [f["id"] for f in members], person, "machine")
-        for f in members:
-            f["person_id"] = person
+        chosen = still[members]
+        people_rows.place(conn, faces.ids[chosen].tolist(), person, "machine")
+        faces.persons[chosen] = person
         sizes.append(len(members))
     return sizes
+
+
+def _members(labels):
+    """(label, positions) of each label of more than one position."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for group in np.split(order, bounds):
+        if len(group) > 1:
+            yield labels[group[0]], group
 
 
 def regroup(writer):
@@ -196,15 +223,14 @@ def regroup(writer):
 def suggest(conn, limit=20):
     """Pairs of people that may be one: (distance, person, other), nearest first; the
     distance is between their mean faces. People seen together in a photo are never one."""
-    faces = people_rows.face_rows(conn, "f.person_id IS NOT NULL AND f.embedding IS NOT NULL")
-    if not faces:
+    faces = Faces.where(conn, "f.person_id IS NOT NULL")
+    if not len(faces):
         return []
-    labels = np.array([f["person_id"] for f in faces])
-    order, means = grouping.centroids(_vectors(faces), labels)
+    order, means = grouping.centroids(faces.vectors, faces.persons)
     distance, position = grouping.nearest(means, means, min(len(order), 6))
     together = {}
-    for f in faces:
-        together.setdefault(f["photo_id"], set()).add(f["person_id"])
+    for photo, person in zip(faces.photos.tolist(), faces.persons.tolist()):
+        together.setdefault(photo, set()).add(person)
     shared = {(a, b) for group in together.values() for a in group for b in group if a != b}
     pairs = {}
     for i, (row_distance, row_position) in enumerate(zip(distance, position)):

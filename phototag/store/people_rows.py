@@ -69,6 +69,27 @@ def face_rows(conn, where, params=()):
     return [_face(row) for row in conn.execute(sql, params)]
 
 
+def face_arrays(conn, where, params=()):
+    """Faces as arrays (ids, photo ids, person ids with -1 for none, N×128 float32 unit
+    embeddings), for the faces that have an embedding: a million faces in about 0.6 GB."""
+    import numpy as np
+
+    from .records import embedding_array
+
+    ids, photos, persons, blobs = [], [], [], []
+    for face_id, photo_id, person_id, blob in conn.execute(
+            f"SELECT f.id, f.photo_id, f.person_id, f.embedding FROM faces f "
+            f"WHERE f.embedding IS NOT NULL AND {where}", params):
+        ids.append(face_id)
+        photos.append(photo_id)
+        persons.append(-1 if person_id is None else person_id)
+        blobs.append(blob)
+    vectors = embedding_array(blobs)
+    del blobs
+    return (np.array(ids, np.int64), np.array(photos, np.int64), np.array(persons, np.int64),
+            vectors)
+
+
 def verdict_rows(conn):
     """Every verdict with the faces of its photo (by content, else by path)."""
     rows = conn.execute(

@@ -201,6 +201,13 @@ def schema_version(conn, path):
 def check_version(conn, path, readonly):
     """The schema version; a newer one is refused, an older one is upgraded by a writer and
     refused by a reader with what to do."""
+    try:
+        return _check_version(conn, path, readonly)
+    except sqlite3.OperationalError as exc:  # a full disk while upgrading, a locked file
+        raise StoreError(f"cannot open {path}: {exc}") from None
+
+
+def _check_version(conn, path, readonly):
     version = schema_version(conn, path)
     if version > SCHEMA_VERSION:
         raise StoreError(f"{path} has schema version {version}; this phototag knows up to "

@@ -1,0 +1,127 @@
+"""People on real photos, through the real CLI: names from face regions in every orientation,
+names spreading from one named photo, the user's word surviving --reprocess, moves and other
+weights, and an index from before people getting its embeddings."""
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from conftest import PHOTOS, db_rows, needs_shared, run_phototag
+
+pytestmark = [needs_shared, pytest.mark.slow]
+
+REGIONS = PHOTOS / "mwg_regions"
+# Where the Curies are in the upright photo (840 × 700), from the hand-placed regions.
+MARIE, PIERRE = (264.6, 147.0, 357.0, 287.0), (537.6, 84.0, 621.6, 252.0)
+
+
+def iou(a, b):
+    from phototag.boxes import box_iou
+
+    return box_iou(a, b)
+
+
+def names_by_place(tmp_path, path):
+    """{'Marie' | 'Pierre': the person name of the face found there} for one indexed photo."""
+    shown = json.loads(run_phototag(tmp_path, "show", "--json", path).stdout)
+    found = {}
+    for face in shown["faces"]:
+        box = (face["x1"], face["y1"], face["x2"], face["y2"])
+        for who, where in (("Marie", MARIE), ("Pierre", PIERRE)):
+            if iou(box, where) >= 0.5:
+                found[who] = face["person"]
+    return found
+
+
+def test_face_regions_name_the_right_faces_in_every_orientation(tmp_path):
+    library = tmp_path / "lib"
+    shutil.copytree(REGIONS, library)
+    run_phototag(tmp_path, "index", "--quiet", library)
+    photos = sorted(p for p in library.iterdir() if p.suffix == ".jpg")
+    assert len(photos) == len([p for p in REGIONS.iterdir() if p.suffix == ".jpg"])
+    for path in photos:
+        assert names_by_place(tmp_path, path) == {"Marie": "Marie Curie",
+                                                  "Pierre": "Pierre Curie"}, path.name
+    listed = json.loads(run_phototag(tmp_path, "people", "--format", "json").stdout)
+    assert {(p["name"], p["named_by"], p["photos"]) for p in listed} == {
+        ("Marie Curie", "xmp", len(photos)), ("Pierre Curie", "xmp", len(photos))}
+
+
+def unnamed_copies(folder, count):
+    """The Curie photo without any metadata, turned and re-encoded: the same two people, named
+    nowhere."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with Image.open(REGIONS / "photo.jpg") as image:
+        pixels = image.convert("RGB")
+    made = []
+    for n, (turn, quality) in enumerate([(None, 80), (Image.Transpose.FLIP_LEFT_RIGHT, 85),
+                                         (None, 60), (Image.Transpose.FLIP_LEFT_RIGHT, 70)][:count]):
+        copy = pixels.transpose(turn) if turn is not None else pixels
+        copy = copy.resize((copy.width * (9 - n) // 10, copy.height * (9 - n) // 10))
+        path = folder / f"copy{n}.jpg"
+        copy.save(path, quality=quality)
+        made.append(path)
+    return made
+
+
+def test_one_named_photo_names_the_same_people_in_the_others_and_the_word_survives(tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    shutil.copy(REGIONS / "photo.6.sidecar.jpg", library / "named.jpg")
+    shutil.copy(REGIONS / "photo.6.sidecar.jpg.xmp", library / "named.jpg.xmp")
+    copies = unnamed_copies(library / "more", 4)
+    run_phototag(tmp_path, "index", "--quiet", library)
+    for path in copies:
+        faces = json.loads(run_phototag(tmp_path, "show", "--json", path).stdout)["faces"]
+        assert sorted(f["person"] or "" for f in faces if f["embedding"]) == ["Marie Curie", "Pierre Curie"]
+
+    # The user's word: Pierre's face in one copy is not Pierre (say the user thinks so).
+    pierre_face = next(f for f in json.loads(run_phototag(tmp_path, "show", "--json", copies[0]).stdout)["faces"]
+                       if f["person"] == "Pierre Curie")
+    run_phototag(tmp_path, "people", "remove", pierre_face["id"])
+    marie = next(p["id"] for p in json.loads(run_phototag(tmp_path, "people", "--format", "json").stdout)
+                 if p["name"] == "Marie Curie")
+    run_phototag(tmp_path, "people", "name", marie, "Maria Skłodowska-Curie")
+
+    def check():
+        people = {p["name"]: p for p in json.loads(run_phototag(tmp_path, "people", "--format", "json").stdout)}
+        assert people["Maria Skłodowska-Curie"]["id"] == marie
+        assert people["Maria Skłodowska-Curie"]["photos"] == 5
+        assert people["Pierre Curie"]["photos"] == 4  # the one taken out stays out
+        found = run_phototag(tmp_path, "search", "--person", "maria skłodowska-curie").stdout.split()
+        assert len(found) == 5
+
+    check()
+    run_phototag(tmp_path, "index", "--quiet", "--reprocess", library)
+    check()
+    (library / "more").rename(library / "moved")
+    run_phototag(tmp_path, "index", "--quiet", library)
+    check()
+    # other weights: every face detected and written again
+    run_phototag(tmp_path, "index", "--quiet", "--reprocess", "--faces-only", library)
+    check()
+    run_phototag(tmp_path, "people", "--regroup")
+    check()
+
+
+def test_an_index_from_before_people_gets_its_embeddings_without_detecting_again(tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    shutil.copy(REGIONS / "photo.jpg", library / "curies.jpg")
+    for name in ("serengil__couple.jpg", "ultralight__10.jpg"):
+        shutil.copy(PHOTOS / "people" / name, library / name)
+    db = tmp_path / "db" / "index.db"
+    run_phototag(tmp_path, "index", "--quiet", "--no-people", library)
+    before = db_rows(db, "SELECT id, x1, y1, emotion FROM faces ORDER BY id")
+    assert db_rows(db, "SELECT count(*) FROM faces WHERE embedding IS NOT NULL") == [(0,)]
+    out = run_phototag(tmp_path, "index", library).stderr
+    assert "3 photos indexed before people had their faces embedded" in out
+    assert db_rows(db, "SELECT id, x1, y1, emotion FROM faces ORDER BY id") == before
+    embedded = db_rows(db, "SELECT count(*) FROM faces WHERE embedding IS NOT NULL")[0][0]
+    large = db_rows(db, "SELECT count(*) FROM faces WHERE min(x2 - x1, y2 - y1) >= 32")[0][0]
+    assert embedded == large > 0
+    assert db_rows(db, "SELECT count(*) FROM photos WHERE identity IS NULL") == [(0,)]
+    # nothing left to do: the next run is the nightly no-change run
+    assert "0 indexed" in run_phototag(tmp_path, "index", library).stderr
