@@ -44,11 +44,15 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phototag")
 def main():
-    """Tag a photo library by the faces in it, and search the tags.
+    """Tag a photo library by the faces in it: who, which emotion, which age group.
 
     \b
-      phototag index ~/Pictures               find and tag every face (incremental)
+      phototag index ~/Pictures               find, tag and group every face (incremental)
       phototag search --emotion smile --age child
+      phototag people                         who is in the photos; name them
+      phototag search --person Anna --emotion smile
+      phototag report smiles.html --emotion smile
+      phototag export --xmp                   sidecars for digiKam, Lightroom, Immich
       phototag stats                          what the index holds
       phototag show PHOTO                     one photo's faces
     """

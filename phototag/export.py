@@ -229,11 +229,19 @@ def sidecar_xmp(existing, photo, confirmed_only=False):
                     "Xmp.dc.subject": []}
         added = []
         for key, wanted in keywords.items():
-            kept = [t for t in _array(current, key) if not _ours(key, t, ours_keywords, current)]
+            present = _array(current, key)
+            kept = [t for t in present if not _ours(key, t, ours_keywords, current)]
             new = [t for t in wanted if t not in kept]
             added += [f"{key}\t{t}" for t in new]
-            _set_array(changes, key, kept + new)
+            if kept + new == present:
+                continue  # left as it is: exiv2 cannot always rewrite a list it has read
             removals += [k for k in current if k == key or k.startswith(key + "[")]
+            if key == "Xmp.dc.subject":
+                # Only ever to take out words an older phototag added. exiv2 will not erase
+                # dc:subject once read; a list replaces it (as a Seq, its type then).
+                changes[key] = kept + new
+            else:
+                _set_array(changes, key, kept + new)
         removals += [k for k in current if k.startswith((OUR_KEYWORDS, OUR_RECTANGLES))]
         _set_array(changes, OUR_KEYWORDS, added)
         _set_array(changes, OUR_RECTANGLES, rectangles)

@@ -103,6 +103,52 @@ class Reporter:
         pass
 
 
+def _copies_first(index, todo, options, summary, reporter):
+    """New files with the bytes of a photo indexed with these weights and settings (a backup
+    folder, an export) take that photo's rows, before any model is loaded: a night whose new
+    photos are all copies starts none. Returns what is left to do. Only files of a size some
+    indexed photo has are read, and a file with a sidecar of its own goes the long way (its
+    sidecar may say something the original's does not)."""
+    from .files import file_sha256
+    from .library.sidecar import read_sidecar
+    from .stages import record_batch
+    from .store import PhotoRecord
+
+    if not todo:
+        return todo
+    sources = index.copy_sources(options.model_id, options.settings_id)
+    redoing = {entry.path for entry in todo}
+    left, copies = [], []
+    for entry in todo:
+        candidates = [c for c in sources.get(entry.size, ()) if c[1] not in redoing]
+        digest = None
+        if candidates and entry.error is None and read_sidecar(entry.path)[0] is None:
+            try:
+                digest = file_sha256(entry.path)
+            except OSError:
+                pass
+        source = next((c for c in candidates if c[0] == digest), None)
+        if source is None or source[2]["orientation_source"] == "sidecar":
+            left.append(entry)
+            continue
+        _, path, facts = source
+        facts = {k: v for k, v in facts.items() if k != "orientation_source"}
+        copies.append(PhotoRecord(
+            path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns, status="done", hash=digest,
+            model=options.model_id, settings=options.settings_id, faces_from=path,
+            copied_faces=facts.pop("n_faces"), **facts))
+    if copies:
+        from .stages import BatchWriter
+
+        writer = BatchWriter(index)
+        writer.start()
+        try:
+            record_batch(copies, writer, summary, reporter)
+        finally:
+            writer.close()
+    return left
+
+
 def _people(index, options, summary, reporter, stop):
     """After the photos: faces indexed before phototag knew people get their embeddings (the
     photo decoded again, its faces as they are), then new faces are placed."""
@@ -161,6 +207,7 @@ def run_index(index, options, reporter=None, stop=None):
         if plan.gone:
             index.remove([row.id for row in plan.gone])
             summary.removed = len(plan.gone)
+        plan.todo = _copies_first(index, plan.todo, options, summary, reporter)
         if plan.todo and not options.attributes and not options.faces_only:
             reporter.note("note: emotion and age tagging is off: this phototag was installed "
                           "without its trained weights; pass --model FILE to use weights from "

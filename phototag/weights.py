@@ -92,8 +92,15 @@ def _hash_cache_file():
 
 def remembered_sha256(path):
     """sha256 of a file, remembered by its path, size, mtime and inode (as git's index does):
-    a nightly run does not re-read tens of megabytes of weights to learn what it knew."""
-    path = os.path.realpath(path)
+    a nightly run does not re-read tens of megabytes of weights to learn what it knew.
+    WeightsError for a file that cannot be read."""
+    try:
+        return _remembered_sha256(os.path.realpath(path))
+    except OSError as exc:
+        raise WeightsError(f"cannot read the weights file {path}: {exc.strerror or exc}") from None
+
+
+def _remembered_sha256(path):
     st = os.stat(path)
     stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
     cache = _hash_cache_file()

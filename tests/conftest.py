@@ -31,22 +31,50 @@ def needs_tool(found, reason):
     return pytest.mark.skip(reason=reason)
 
 
+# Two tiers. `python -m pytest -m "not slow"` runs what needs neither torch, the models nor
+# ../shared (scan, decode, store, search, people, export, CLI parsing) in seconds; the whole
+# suite (CI) runs everything. Modules that run a model are slow as a whole, and so is every
+# test that needs ../shared.
+SLOW_MODULES = {
+    "test_allocator", "test_augment", "test_bad_files", "test_crash", "test_datasets",
+    "test_default_weights", "test_detector_parity", "test_distil", "test_emotion_zooms",
+    "test_incremental", "test_lock", "test_losses", "test_model", "test_onnx_cpu",
+    "test_people_photos", "test_photos", "test_pretrained", "test_promote", "test_ray",
+    "test_report", "test_training_real",
+}
+try:
+    import torch  # noqa: F401
+except ImportError:  # a contributor's fast tier without torch: those modules cannot even load
+    collect_ignore = [f"{name}.py" for name in SLOW_MODULES]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        needs_shared_data = any("../shared" in str(mark.kwargs.get("reason", ""))
+                                for mark in item.iter_markers("skipif"))
+        if item.module.__name__ in SLOW_MODULES or needs_shared_data:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
-def own_home(tmp_path_factory, monkeypatch):
-    """Every test has a HOME and XDG folders of its own: nothing lands in the user's cache."""
+def own_home(tmp_path_factory, monkeypatch, request):
+    """Every test has a HOME and XDG folders of its own: nothing lands in the user's cache. A
+    test of a module that runs models finds the session's ONNX exports there."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     for name in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(home / name.lower()))
-    seed_cache(home / "xdg_cache_home")
     for name in ("PHOTOTAG_DB", "PHOTOTAG_MODEL", "PHOTOTAG_WEIGHTS", "PHOTOTAG_PRETRAINED"):
         monkeypatch.delenv(name, raising=False)
+    if request.module.__name__ in SLOW_MODULES:
+        seed_cache(home / "xdg_cache_home")
     if not HAVE_SHARED:  # in this process too, the stand-in detector is accepted
         import stand_ins
         from phototag import weights
 
         monkeypatch.setattr(weights, "verify", stand_ins.accepting(WEIGHTS, weights.verify))
     return home
+
 
 
 # PHOTOTAG_TEST_WITHOUT_SHARED=1 runs the suite as a clone without ../shared would.
@@ -60,9 +88,14 @@ needs_shared = pytest.mark.skipif(
 # photos and a RetinaFace with random weights.
 STAND_INS = Path(tempfile.gettempdir()) / f"phototag-stand-ins-{os.getuid()}"
 if not HAVE_SHARED:
+    WEIGHTS = STAND_INS / "weights"  # made (with torch) by the first test that needs it
+
+
+def stand_in_weights():
+    """The stand-in detector's folder, made once (it needs torch)."""
     import stand_ins
 
-    WEIGHTS = stand_ins.detector_folder(STAND_INS / "weights")
+    return stand_ins.detector_folder(WEIGHTS)
 
 
 def photo_source(name):
@@ -77,17 +110,25 @@ def photo_source(name):
 
 @functools.cache
 def _onnx_exports():
-    """RetinaFace and the shipped model's face backbone exported for the CPU once per test
-    session: a run exports them into its user cache the first time, and every test has a cache
-    of its own (`seed_cache`)."""
+    """RetinaFace, SFace and the shipped model's face backbone exported for the CPU once per
+    test session: a run exports them into its user cache the first time, and every test has a
+    cache of its own (`seed_cache`). Removed at the end of the session."""
+    import atexit
+
     from phototag.vision.attributes import export_face_encoder
+    from phototag.vision.identity import float_graph
     from phototag.vision.onnx_cpu import exported
     from phototag.vision.retinaface import OnPixels, load_retinaface
     from phototag.vision.weightsfile import load_weights
+    from phototag.weights import IDENTITY_WEIGHTS
 
     folder = Path(tempfile.mkdtemp(prefix="phototag-onnx-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     weights = WEIGHTS / RETINAFACE.name
     exported(OnPixels(load_retinaface(weights)), weights, folder)
+    sface = SHARED / "data" / "weights" / IDENTITY_WEIGHTS
+    if sface.is_file():
+        exported(sface, sface, folder, name="sface-float32", export=float_graph)
     shipped = ROOT / "weights" / "phototag-cpu.safetensors"
     model, _ = load_weights(shipped)
     export_face_encoder(model, shipped, folder)
@@ -96,6 +137,8 @@ def _onnx_exports():
 
 def seed_cache(cache_home):
     """Put the session's ONNX exports in a test's cache, as an earlier run would have left them."""
+    if not HAVE_SHARED:
+        stand_in_weights()
     if not (WEIGHTS / RETINAFACE.name).is_file():
         return
     target = Path(cache_home) / "phototag" / "onnx"
@@ -105,9 +148,15 @@ def seed_cache(cache_home):
             shutil.copyfile(onnx, target / onnx.name)
 
 
-def phototag_env(tmp_path, **extra):
+MODEL_COMMANDS = {"index", "train", "eval"}
+
+
+def phototag_env(tmp_path, models=True, **extra):
+    """The environment of a phototag process of the test; ``models``: it will run a model, so
+    its cache is seeded with the session's exports."""
     env = dict(os.environ)
-    seed_cache(tmp_path / "cache")
+    if models:
+        seed_cache(tmp_path / "cache")
     env.update(
         PHOTOTAG_DB=str(tmp_path / "db" / "index.db"),
         PHOTOTAG_WEIGHTS=str(WEIGHTS),
@@ -126,7 +175,8 @@ def run_phototag(tmp_path, *args, env=None, check=True, **kwargs):
     """Run the real CLI in a fresh process, the way cron would."""
     result = subprocess.run(
         [sys.executable, "-m", "phototag", *map(str, args)],
-        env=env or phototag_env(tmp_path), capture_output=True, text=True,
+        env=env or phototag_env(tmp_path, models=bool(MODEL_COMMANDS & set(map(str, args)))),
+        capture_output=True, text=True,
         errors="surrogateescape", timeout=600, **kwargs,
     )
     if check and result.returncode != 0:
@@ -164,6 +214,7 @@ def index_in_process(db_path, roots, **options):
     from phototag.pipeline import IndexOptions, run_index
     from phototag.store import Writer
 
+    seed_cache(Path(os.environ["XDG_CACHE_HOME"]))
     options.setdefault("weights_dir", str(WEIGHTS))
     options.setdefault("workers", 0)
     store = Writer(db_path)

@@ -184,8 +184,13 @@ def test_a_byte_identical_copy_takes_the_faces_without_running_the_models(tmp_pa
     backup.mkdir()
     (backup / "copy.jpg").write_bytes((root / "ultralight__8.jpg").read_bytes())
     os.utime(backup / "copy.jpg", (1_000_000_000, 1_000_000_000))  # its own time
-    result = run_phototag(tmp_path, "index", root)
+    result = subprocess.run(
+        [sys.executable, "-c", WATCHED_RUN.format(root=str(root))],
+        env=phototag_env(tmp_path), capture_output=True, text=True, timeout=600, check=True)
     assert "1 indexed (1 new, 0 changed, 1 copied from identical photos)" in result.stderr
+    # recognised before any model loads: no torch, and only the copy itself read
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "opened": [str(backup / "copy.jpg")], "torch": False}
     columns = "x1, y1, x2, y2, det_score, landmarks, emotion, emotion_probs, age_group, age_probs"
     faces = lambda name: db_rows(  # noqa: E731
         db_path, f"SELECT {columns} FROM faces JOIN photos ON photos.id = photo_id WHERE path = ? "
@@ -194,6 +199,10 @@ def test_a_byte_identical_copy_takes_the_faces_without_running_the_models(tmp_pa
     assert len(original) > 5 and faces(str(backup / "copy.jpg")) == original
     copy = db_rows(db_path, "SELECT mtime_ns, n_faces, model FROM photos WHERE path = ?", (str(backup / "copy.jpg"),))[0]
     assert copy[0] == 1_000_000_000 * 10**9 and copy[1] == len(original) and copy[2]
+    # Faces found with other settings are not the faces these settings would find: no copy.
+    (backup / "copy2.jpg").write_bytes((root / "ultralight__8.jpg").read_bytes())
+    result = run_phototag(tmp_path, "index", "--min-score", "0.9", root)
+    assert "1 indexed (1 new, 0 changed)" in result.stderr and "copied" not in result.stderr
 
 
 def test_a_run_without_tagging_weights_says_so_once_and_only_when_it_has_photos_to_do(tmp_path,

@@ -244,3 +244,41 @@ def test_the_boxes_sit_on_the_faces(browser, tmp_path):
         for shift in (-0.4, 0.4):  # and a box misplaced by 40% of its width would not be
             assert likeness(shift) < likeness(0) - 0.2
     page.close()
+
+
+@needs_shared
+def test_a_thumbnail_is_turned_as_the_index_says_even_by_a_sidecar(tmp_path):
+    """photo.6.sidecar.jpg has its orientation only in its XMP sidecar: the index says 840 × 700
+    upright, and so must the report's thumbnail, or every box lands in the wrong place."""
+    import base64
+    import io
+
+    from phototag.report import thumbnail
+    from phototag.store import Reader
+
+    folder = PHOTOS / "mwg_regions"
+    db = tmp_path / "index.db"
+    index_in_process(db, [folder / "photo.6.sidecar.jpg"])
+    reader = Reader(db)
+    photo = reader.photo(str(folder / "photo.6.sidecar.jpg"))
+    reader.close()
+    assert (photo["width"], photo["height"], photo["orientation_source"]) == (840, 700, "sidecar")
+    data = thumbnail(photo, 640).split(",", 1)[1]
+    with Image.open(io.BytesIO(base64.b64decode(data))) as shown:
+        assert shown.size == (640, 533)
+
+
+@needs_shared
+def test_the_report_counts_the_photos_it_shows(tmp_path):
+    from click.testing import CliRunner
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    for name in ("serengil__couple.jpg", "ultralight__8.jpg"):
+        shutil.copy(PHOTOS / "people" / name, library / name)
+    db = tmp_path / "index.db"
+    index_in_process(db, [library])
+    (library / "ultralight__8.jpg").unlink()  # gone since it was indexed
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "r.html"), "--db", str(db)])
+    assert result.exit_code == 0
+    assert "1 photos in" in result.output and "1 found in the index could not be read" in result.output

@@ -11,7 +11,7 @@ import pytest
 
 from phototag.store import SCHEMA_VERSION, Face, Writer, PhotoRecord, StoreError
 
-from conftest import db_rows, needs_shared, run_phototag
+from conftest import db_rows, needs_shared, phototag_env, run_phototag
 
 
 def face(x, emotion, e_score, age, a_score, det=0.99):
@@ -270,6 +270,7 @@ def test_readers_never_migrate_an_older_index_and_say_what_to_do(tmp_path):
     assert db_rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
 
+@pytest.mark.slow  # the runs it starts load the detector
 def test_clear_errors_for_a_bad_device_a_bad_model_file_and_a_missing_folder(tmp_path, index):
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -309,3 +310,15 @@ def test_writers_opening_an_old_index_at_once_migrate_it_once(tmp_path):
 def _open_and_close(path):
     Writer(path).close()
     return "ok"
+
+
+def test_every_reading_command_opens_an_index_whose_path_holds_a_percent_sign(tmp_path):
+    """The read-only URI escapes every character SQLite would read as one of its own."""
+    db = tmp_path / "100%25 done #1?" / "index.db"
+    writer = Writer(db)
+    writer.write_photos([PhotoRecord("/lib/a.jpg", 1, 1, "done", faces=[face(0, "smile", 0.9, "child", 0.8)])])
+    writer.close()
+    env = phototag_env(tmp_path, models=False, PHOTOTAG_DB=db)
+    assert run_phototag(tmp_path, "search", "--emotion", "smile", env=env).stdout.split() == ["/lib/a.jpg"]
+    assert json.loads(run_phototag(tmp_path, "stats", "--json", env=env).stdout)["faces"] == 1
+    assert run_phototag(tmp_path, "people", env=env).returncode == 0

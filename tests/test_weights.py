@@ -97,6 +97,7 @@ def test_index_refuses_a_tampered_download(tmp_path, served):
     assert not cache.exists() or os.listdir(cache) == []
 
 
+@pytest.mark.slow  # a run with a photo to look at
 def test_offline_with_no_file_says_where_to_put_it(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -132,3 +133,24 @@ def test_a_shipped_file_missing_from_the_install_says_so_and_downloads_nothing(t
     entry = Entry("absent.safetensors", "0" * 64, 10, "-", "non-commercial")
     with pytest.raises(WeightsError, match="ships with phototag"):
         weights.locate(entry.name, weights_dir=str(tmp_path), manifest={entry.name: entry})
+
+
+@needs_shared
+@pytest.mark.slow
+def test_an_unreadable_weights_file_is_said_in_one_line(tmp_path):
+    """Not a traceback, and not taken for the index being unwritable."""
+    import shutil
+
+    from test_incremental import unprivileged
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in (RETINAFACE.name, weights.IDENTITY_WEIGHTS):
+        shutil.copy(RETINAFACE.parent / name, folder / name)
+    (folder / RETINAFACE.name).chmod(0)
+    lib = copy_photos(["people/ultralight__8.jpg"], tmp_path / "lib")
+    result = run_phototag(tmp_path, "index", "--weights-dir", folder, lib, check=False,
+                          **unprivileged())
+    assert result.returncode == 1, result.stderr
+    assert "cannot read the weights file" in result.stderr and "Permission denied" in result.stderr
+    assert "Traceback" not in result.stderr and "cannot write the index" not in result.stderr

@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import sys
 import time
+import urllib.parse
 
 SCHEMA_VERSION = 4
 BUSY_SECONDS = 30  # how long a connection waits for another that holds the file
@@ -152,7 +153,7 @@ def connect(path, readonly):
         if readonly:
             if not os.path.exists(path):
                 raise StoreError(f"no index at {path}; run `phototag index PATH` first")
-            uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+            uri = "file:" + urllib.parse.quote(os.fsencode(os.path.abspath(path))) + "?mode=ro"
             conn = sqlite3.connect(uri, uri=True, timeout=BUSY_SECONDS, isolation_level=None,
                                    check_same_thread=False)
         else:

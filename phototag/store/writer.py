@@ -103,6 +103,19 @@ class Writer:
             "AND settings = ? AND hash IS NOT NULL", (model, settings))
         return {digest: (path_from_db(path), faces) for digest, path, faces in rows}
 
+    def copy_sources(self, model, settings):
+        """size → [(sha256, path, the row's facts)] of the photos indexed with ``model`` and
+        ``settings``: what a new file of that size may be a byte-identical copy of."""
+        facts = ("width", "height", "orientation", "taken_at", "camera", "lat", "lon",
+                 "n_faces", "identity", "orientation_source")
+        rows = self.conn.execute(
+            f"SELECT size, hash, path, {', '.join(facts)} FROM photos WHERE status = 'done' "
+            "AND model = ? AND settings = ? AND hash IS NOT NULL", (model, settings))
+        sources = {}
+        for size, digest, path, *values in rows:
+            sources.setdefault(size, []).append((digest, path_from_db(path), dict(zip(facts, values))))
+        return sources
+
     def _under(self, roots):
         """SQL condition and values: a photo's path under one of ``roots``."""
         parts, values = [], []
