@@ -69,4 +69,4 @@ for row in $ROWS; do
     *) echo "unknown row $row" >&2; exit 2 ;;
   esac
 done
-python bench/accuracy_table.py "$OUT"
+python -m bench accuracy_table "$OUT"

@@ -1,6 +1,6 @@
 """Print the README's results tables from the JSON files `bench/accuracy.sh` writes.
 
-    python bench/accuracy_table.py build/results
+    python -m bench accuracy_table build/results
 """
 
 import json
@@ -71,7 +71,8 @@ def everywhere(folder):
         yield cells
 
 
-def main(folder):
+def main(argv=None):
+    folder = (argv or ["build/results"])[0]
     header = ("model", "emotion, 5 original", "emotion, 6 with neutral", "age group, 6",
               "age, within one group", "mean weight face / context (emotion)", "reproduce")
     print("| " + " | ".join(header) + " |")
@@ -92,4 +93,4 @@ def main(folder):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "build/results")
+    main(sys.argv[1:])

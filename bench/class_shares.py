@@ -1,7 +1,7 @@
 """A copy of a weights file whose answers add no class shares, to measure what the shares do
 end to end (`phototag eval --no-class-shares` does the same for the validation sets).
 
-    python bench/class_shares.py WEIGHTS OUT.safetensors
+    python -m bench class_shares WEIGHTS OUT.safetensors
 """
 
 import dataclasses
@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import SHIPPED  # noqa: E402
+from bench.library import SHIPPED
 
 
 def without_class_shares(weights, out):
@@ -23,7 +22,12 @@ def without_class_shares(weights, out):
     return str(out)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
         sys.exit(__doc__)
-    print(without_class_shares(*sys.argv[1:]))
+    print(without_class_shares(*argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """RetinaFace on this CPU in each numeric mode and memory layout: milliseconds per photo and
 parity with the reference detections, in one run.
 
-    python bench/detector_modes.py [--skip-bfloat16] [--int8]
+    python -m bench detector_modes [--skip-bfloat16] [--int8]
 
 Speed: best of five forward passes (with post-processing) on one 1600 x 1115 photo, two
 threads. Parity: every photo in ../shared/data/photos against reference_detections.json, the
@@ -13,23 +13,21 @@ per channel, calibrated on the first twelve reference photos).
 """
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench.library import PHOTOS, WEIGHTS  # noqa: E402
-from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.boxes import box_iou  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
-from phototag.vision.retinaface import OnPixels  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS
+from phototag.library.decode import decode_bytes
+from phototag.weights import DETECTOR_WEIGHTS
+from phototag.boxes import box_iou
+from phototag.vision.detect import Detector
+from phototag.vision.retinaface import OnPixels
 
 
 def detector_in(mode):
@@ -107,14 +105,14 @@ def parity(detector, reference):
                f"{problems} faces unmatched or extra"
 
 
-def main():
+def main(argv=None):
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-bfloat16", action="store_true",
                         help="leave out the bfloat16 rows (minutes each where it is emulated)")
     parser.add_argument("--int8", action="store_true", help="add ONNX Runtime with 8-bit weights")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()} "
           "(bfloat16 is fast only with AVX512_BF16 or AMX)")

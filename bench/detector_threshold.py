@@ -1,7 +1,7 @@
 """The detector's threshold, chosen from a measurement: faces kept on the shared people photos
 (by face size) and false faces on the faceless ones, at each threshold.
 
-    python bench/detector_threshold.py
+    python -m bench detector_threshold
 
 Read from ../shared/data/photos/reference_detections.json: the reference RetinaFace's
 detections (score >= 0.5) on every shared photo, which phototag's detector reproduces
@@ -19,7 +19,7 @@ REFERENCE = ROOT.parent / "shared" / "data" / "photos" / "reference_detections.j
 SIZES = ((0, 16), (16, 32), (32, 10**6))
 
 
-def main():
+def main(argv=None):
     if not REFERENCE.is_file():
         sys.exit(f"needs {REFERENCE}")
     images = json.loads(REFERENCE.read_text())["images"]

@@ -1,7 +1,7 @@
 """Do two emotion models make different mistakes? Each model's accuracy on FER2013 `val`, and
 that of the mean of their answers (whole models, and face branches alone), in one run.
 
-    python bench/ensemble.py A.safetensors B.safetensors
+    python -m bench ensemble A.safetensors B.safetensors
 
 Six emotions, and the five original ones (neutral left out of the answers). The faces are
 located and cut as `phototag eval` does (the crops it stores are reused); the mirror pass as
@@ -14,16 +14,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench.library import SHARED, WEIGHTS  # noqa: E402
-from phototag.train.commands import located_crops  # noqa: E402
-from phototag.train.loop import batches  # noqa: E402
-from phototag.vision.models import predict  # noqa: E402
-from phototag.vision.weightsfile import load_weights  # noqa: E402
+from bench.library import SHARED, WEIGHTS
+from phototag.train.commands import located_crops
+from phototag.train.loop import batches
+from phototag.vision.models import predict
+from phototag.vision.weightsfile import load_weights
 
 FER_VAL = f"emotion:{SHARED}/emotion/fer2013/val"
 
@@ -53,10 +52,10 @@ def accuracy(answers, truth, neutral):
     return six, (five.argmax(1) == truth[expressive]).float().mean().item()
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs=2, metavar="WEIGHTS")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(os.cpu_count())
     models = [load_weights(path)[0] for path in args.models]
     if models[0].config.emotions != models[1].config.emotions:

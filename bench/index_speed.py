@@ -1,6 +1,6 @@
 """Photos per second of an index run against a plain loop, measured in one run.
 
-    python bench/index_speed.py [PHOTO_DIR]     (default: ../shared/data/photos)
+    python -m bench index_speed [PHOTO_DIR]     (default: ../shared/data/photos)
 
 The plain loop is what a script without phototag would do: decode each photo at full size with
 Pillow (EXIF transpose, RGB) and run RetinaFace on it, one photo at a time. The index run is
@@ -18,12 +18,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from phototag.library import scan  # noqa: E402
+from phototag.library import scan
 from phototag.pipeline import IndexOptions, run_index
-from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.store import Writer  # noqa: E402
+from phototag.weights import DETECTOR_WEIGHTS
+from phototag.store import Writer
 
 
 def plain_loop(paths, weights_path):
@@ -52,7 +51,7 @@ def index_run(root, weights_dir):
     return elapsed, summary.faces, summary.processed
 
 
-def main():
+def main(argv=None):
     import pillow_heif  # noqa: F401  (HEIC for the plain loop too; registered by phototag)
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "photos")

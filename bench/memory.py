@@ -1,6 +1,6 @@
 """Peak memory of `phototag index`: it must not grow with the library.
 
-    python bench/memory.py [--small 1000] [--large 10000] [--keep DIR]
+    python -m bench memory [--small 1000] [--large 10000] [--keep DIR]
 
 Runs the real CLI (default batch size and workers) and samples the proportional resident memory
 (PSS) of its whole process tree (main process and decoding workers) every 20 ms. Libraries: --small and --large
@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import WEIGHTS, make_library  # noqa: E402
+from bench.library import WEIGHTS, make_library
 
 
 
@@ -83,14 +82,14 @@ def decode_growth(path, max_size, env):
     return int(out[0]) / 1024, out[1].strip()
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=10_000)
     parser.add_argument("--keep", help="folder for the generated libraries (reused)")
     parser.add_argument("--faces-only", action="store_true",
                         help="run `index --faces-only` (no emotion/age model)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-memory-"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), PHOTOTAG_WEIGHTS=str(WEIGHTS))
     results = {}

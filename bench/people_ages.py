@@ -2,7 +2,7 @@
 over ../shared/data/photos/people (no labels; the question is whether every group people there
 belong to is answered at all), counted overall and by face size.
 
-    python bench/people_ages.py [--model FILE] [--no-class-shares]
+    python -m bench people_ages [--model FILE] [--no-class-shares]
 """
 
 import argparse
@@ -14,20 +14,19 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.class_shares import without_class_shares  # noqa: E402
-from bench.library import PHOTOS, WEIGHTS  # noqa: E402
+from bench.class_shares import without_class_shares
+from bench.library import PHOTOS, WEIGHTS
 
 SIZES = ((0, 24), (24, 48), (48, 96), (96, None))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="weights file (default: the shipped weights)")
     parser.add_argument("--no-class-shares", action="store_true",
                         help="answer without the class shares the weights file records")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, PHOTOTAG_DB=str(Path(tmp) / "index.db"), PHOTOTAG_WEIGHTS=str(WEIGHTS))
         command = [sys.executable, "-m", "phototag", "index", "--quiet", str(PHOTOS / "people")]

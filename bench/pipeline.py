@@ -1,7 +1,7 @@
 """Each stage of an index run alone, then the whole run: does the pipeline add little beyond
 its slowest stage?
 
-    python bench/pipeline.py [--photos 16] [--preset cpu|original|...] [--device auto]
+    python -m bench pipeline [--photos 16] [--preset cpu|original|...] [--device auto]
                              [--workers N] [--threads N] [--keep DIR]
 
 Libraries: generated 12-megapixel JPEGs (real faces from ../shared pasted on blurred real
@@ -16,30 +16,28 @@ depend on training); the index made here is thrown away. Ratios last.
 import argparse
 import dataclasses
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+import torch
+from torch.utils.data import DataLoader
 
-from bench.library import PHOTOS, SHIPPED, WEIGHTS, make_library  # noqa: E402
-from phototag.library import scan  # noqa: E402
-from phototag.devices import default_batch_size, default_workers, resolve_device  # noqa: E402
-from phototag.local_runner import PhotoFiles, keep_list, shared_memory_room  # noqa: E402
-from phototag.pipeline import IndexOptions, run_index  # noqa: E402
-from phototag.stages import detect_records  # noqa: E402
-from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.store import Writer  # noqa: E402
-from phototag.vision.attributes import AttributeTagger  # noqa: E402
-from phototag.vision.config import PRESETS  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
-from phototag.vision.models import build_model  # noqa: E402
-from phototag.vision.weightsfile import save_weights  # noqa: E402
+from bench.library import PHOTOS, SHIPPED, WEIGHTS, make_library
+from phototag.library import scan
+from phototag.devices import default_batch_size, default_workers, resolve_device
+from phototag.local_runner import PhotoFiles, keep_list, shared_memory_room
+from phototag.pipeline import IndexOptions, run_index
+from phototag.stages import detect_records
+from phototag.weights import DETECTOR_WEIGHTS
+from phototag.store import Writer
+from phototag.vision.attributes import AttributeTagger
+from phototag.vision.config import PRESETS
+from phototag.vision.detect import Detector
+from phototag.vision.models import build_model
+from phototag.vision.weightsfile import save_weights
 
 
 def timed(function):
@@ -96,7 +94,7 @@ def measure(root, model_path, device, batch_size, workers):
     return n, n_faces, rates, full
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=16, help="generated 12-megapixel photos")
     parser.add_argument("--preset", default=None, help="an untrained attribute model of this "
@@ -107,7 +105,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in the main process [default: torch's own choice]")
     parser.add_argument("--keep", help="folder for the generated photos (reused)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -1,7 +1,7 @@
 """`phototag index --ray` (a local Ray, all this machine's CPUs) against the run on one machine,
 on the same photos, measured in one run.
 
-    python bench/ray.py [--photos 48] [--faces-only] [--ray ADDRESS] [--keep DIR]
+    python -m bench ray [--photos 48] [--faces-only] [--ray ADDRESS] [--keep DIR]
 
 Library: generated 12-megapixel JPEGs (real faces from ../shared pasted on blurred real scenes,
 bench/library.py) plus ../shared/data/photos/people. Each run is the real CLI in a fresh process
@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import PHOTOS, WEIGHTS, make_library  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS, make_library
 
 
 def index(library, db, extra):
@@ -36,13 +35,13 @@ def index(library, db, extra):
     return elapsed, result.stderr.strip().splitlines()[-1]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=48, help="generated 12-MP photos")
     parser.add_argument("--faces-only", action="store_true")
     parser.add_argument("--ray", default="local", help="address for the --ray run")
     parser.add_argument("--keep", help="folder for the generated photos (kept for later runs)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         library = Path(args.keep or tmp) / "ray-bench"
         make_library(library / "generated", args.photos)

@@ -1,6 +1,6 @@
 """How big a `phototag report` of 1,000 photos is and how fast it opens in a browser.
 
-    python bench/report.py [--photos 1000] [--keep DIR]
+    python -m bench report [--photos 1000] [--keep DIR]
 
 Generated 1600 x 1200 photos (real faces from ../shared pasted on blurred scenes), indexed
 with --faces-only, reported with the default limit; then opened in headless Chromium
@@ -18,16 +18,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import WEIGHTS, make_library  # noqa: E402
+from bench.library import WEIGHTS, make_library
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--keep", help="folder for the generated photos (reused)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-report-"))
     library = work / "photos"
     make_library(library, args.photos, size=(1600, 1200), faces=(1, 6))

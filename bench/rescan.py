@@ -1,6 +1,6 @@
 """A no-change rerun of `phototag index` over 10,000 photos, against a bare scandir walk.
 
-    python bench/rescan.py [--photos 10000] [--keep DIR]
+    python -m bench rescan [--photos 10000] [--keep DIR]
 
 Generates small photos (once; reused with --keep), indexes them once, then times (best of 3)
 a bare os.scandir walk that stats every file, the same rerun in-process (walk, index read and
@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import WEIGHTS, make_library  # noqa: E402
-from bench.timing import best  # noqa: E402
-from phototag.pipeline import IndexOptions, run_index  # noqa: E402
-from phototag.store import Writer  # noqa: E402
+from bench.library import WEIGHTS, make_library
+from bench.timing import best
+from phototag.pipeline import IndexOptions, run_index
+from phototag.store import Writer
 
 
 def bare_walk(root):
@@ -40,11 +39,11 @@ def bare_walk(root):
 
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=10_000)
     parser.add_argument("--keep", help="folder for the generated library and index (reused)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-rescan-"))
     library = work / "library"
     started = time.perf_counter()

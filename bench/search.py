@@ -1,6 +1,6 @@
 """`phototag search` over a million faces, against the same query straight through sqlite3.
 
-    python bench/search.py [--faces 1000000]
+    python -m bench search [--faces 1000000]
 
 Builds (once, in a temporary folder) an index with the phototag schema: 200,000 photos and
 their faces with random emotions and age groups. Prints best-of-5 times, the CLI start-up, and
@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.timing import best  # noqa: E402
-from phototag.labels import AGE_GROUPS, EMOTIONS  # noqa: E402
-from phototag.store import Writer, Query  # noqa: E402
+from bench.timing import best
+from phototag.labels import AGE_GROUPS, EMOTIONS
+from phototag.store import Writer, Query
 
 RAW_QUERY = (
     "SELECT DISTINCT p.path FROM faces f JOIN photos p ON p.id = f.photo_id "
@@ -54,10 +53,10 @@ def build(path, faces, photos):
 
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=int, default=1_000_000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     photos = max(1, args.faces // 5)
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "index.db")

@@ -2,7 +2,7 @@
 fitted on faces no file here learnt from (the tenth of FER2013 `train` that `weights/datasets.sh`
 holds out) and then scored once on FER2013 `val`, in one run:
 
-    python bench/second_opinions.py [--base WEIGHTS] OTHER.safetensors [OTHER ...]
+    python -m bench second_opinions [--base WEIGHTS] OTHER.safetensors [OTHER ...]
 
 - the base file's answer with the log class shares scaled by tau (1 is what an index run adds);
 - the base file with one offset per class, fitted by log-likelihood;
@@ -21,18 +21,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from bench.ensemble import accuracy  # noqa: E402
-from bench.library import SHARED, WEIGHTS  # noqa: E402
-from phototag.train.commands import located_crops, split_off_holdout  # noqa: E402
-from phototag.train.loop import batches  # noqa: E402
-from phototag.vision.models import predict  # noqa: E402
-from phototag.vision.weightsfile import load_weights  # noqa: E402
+from bench.ensemble import accuracy
+from bench.library import SHARED, WEIGHTS
+from phototag.train.commands import located_crops, split_off_holdout
+from phototag.train.loop import batches
+from phototag.vision.models import predict
+from phototag.vision.weightsfile import load_weights
 
 SETS = {"FER2013 val": (f"emotion:{SHARED}/emotion/fer2013/val", 0.0),
         "FER2013 train's held-out tenth": (f"emotion:{SHARED}/emotion/fer2013/train", 0.1)}
@@ -75,11 +74,11 @@ def fitted_offsets(logits, truth):
     return offsets.detach()
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=str(ROOT / "weights" / "phototag-cpu.safetensors"))
     parser.add_argument("others", nargs="*", metavar="OTHER")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(os.cpu_count())
     base = load_weights(args.base)[0].float()
     neutral = base.config.emotions.index("neutral")

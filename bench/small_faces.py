@@ -2,7 +2,7 @@
 pasted on blurred 320 x 240 scenes, then `phototag index` and `phototag search --format json`
 as a user runs them; the largest face of each photo is scored against the age in its name.
 
-    python bench/small_faces.py [--photos 150] [--model FILE] [--no-class-shares] [--keep DIR]
+    python -m bench small_faces [--photos 150] [--model FILE] [--no-class-shares] [--keep DIR]
 
 The chips are drawn from all of UTKFace (most of them were seen in training, at full size); the
 point is what the whole pipeline makes of a small face, against what `phototag eval
@@ -22,11 +22,10 @@ from pathlib import Path
 from PIL import Image, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.class_shares import without_class_shares  # noqa: E402
-from bench.library import PHOTOS, SHARED, WEIGHTS  # noqa: E402
-from phototag.labels import age_group  # noqa: E402
+from bench.class_shares import without_class_shares
+from bench.library import PHOTOS, SHARED, WEIGHTS
+from phototag.labels import age_group
 
 UTKFACE = SHARED / "age" / "utkface_200" / "images"
 
@@ -43,14 +42,14 @@ def make_photos(folder, count, seed=7):
         scene.save(folder / chip_path.name.replace(".chip.jpg", ".jpg"), quality=90)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=150)
     parser.add_argument("--model", help="weights file (default: the shipped weights)")
     parser.add_argument("--no-class-shares", action="store_true",
                         help="answer without the class shares the weights file records")
     parser.add_argument("--keep", help="folder for the generated photos and the index (reused)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
         library = work / "photos"

@@ -2,7 +2,7 @@
 process, against `import torch` alone and against the same run's photo once everything is
 loaded.
 
-    python bench/startup.py [--runs 3]
+    python -m bench startup [--runs 3]
 
 Each run is a fresh process (`python -m phototag index` on a fresh index over one shared
 photo), with tagging (the shipped weights) and with --faces-only; best of --runs.
@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import PHOTOS, WEIGHTS  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS
 
 
 def best(command, runs, env=None, fresh=None):
@@ -33,10 +32,10 @@ def best(command, runs, env=None, fresh=None):
     return min(times)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         library = Path(tmp) / "lib"
         library.mkdir()

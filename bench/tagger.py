@@ -2,11 +2,11 @@
 tagging step (crops sampled from decoded photos, then the gated model), per configuration and
 numeric mode, in one run.
 
-    python bench/tagger.py [--presets cpu,scratch-cpu,original] [--face-size PX] [--faces 256]
-    python bench/tagger.py --presets cpu,cpu:mobilenetv2 --float32-only
-    python bench/tagger.py --presets cpu:mobilenetv2,cpu --float32-only --onnx-face
-    python bench/tagger.py --presets cpu:mobilenetv2,cpu:mobilenetv2:per-task --float32-only
-    python bench/tagger.py --presets cpu:mobilenetv2:per-task,cpu:mobilenetv2:per-task+zoom1.2 --float32-only
+    python -m bench tagger [--presets cpu,scratch-cpu,original] [--face-size PX] [--faces 256]
+    python -m bench tagger --presets cpu,cpu:mobilenetv2 --float32-only
+    python -m bench tagger --presets cpu:mobilenetv2,cpu --float32-only --onnx-face
+    python -m bench tagger --presets cpu:mobilenetv2,cpu:mobilenetv2:per-task --float32-only
+    python -m bench tagger --presets cpu:mobilenetv2:per-task,cpu:mobilenetv2:per-task+zoom1.2 --float32-only
 
 Faces: every face RetinaFace finds in ../shared/data/photos/people (crowds included), tagged in
 the index run's batches. Rows: the `cpu` preset (FaceMesh trunks;
@@ -24,25 +24,23 @@ ONNX Runtime, as in an index run; --onnx-face also times it in PyTorch.
 import argparse
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import dataclasses  # noqa: E402
+import dataclasses
 
-import torch  # noqa: E402
+import torch
 
-from bench.library import PHOTOS, WEIGHTS  # noqa: E402
-from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.vision.attributes import AttributeTagger  # noqa: E402
-from phototag.vision.config import PRESETS, parse_zooms  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
-from phototag.vision.models import build_model  # noqa: E402
-from phototag.vision.weightsfile import save_weights  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS
+from phototag.library.decode import decode_bytes
+from phototag.weights import DETECTOR_WEIGHTS
+from phototag.vision.attributes import AttributeTagger
+from phototag.vision.config import PRESETS, parse_zooms
+from phototag.vision.detect import Detector
+from phototag.vision.models import build_model
+from phototag.vision.weightsfile import save_weights
 
 
 def photos_with_faces(limit):
@@ -89,7 +87,7 @@ def parse_preset(text):
     return name, face_backbone, per_task, zooms
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=int, default=256, help="about this many faces")
     parser.add_argument("--presets", default="cpu,scratch-cpu,original")
@@ -99,7 +97,7 @@ def main():
     parser.add_argument("--onnx-face", action="store_true",
                         help="also the face branch's backbone in PyTorch, against ONNX Runtime "
                              "(what an index run uses on the CPU), mirror pass on, float32")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     names = args.presets.split(",")
     try:
         presets = [parse_preset(preset) for preset in names]

@@ -2,8 +2,8 @@
 on FER2013 `val` with each face seen as the index sees it, zoomed in or out by 10%, or moved by
 4% of its side, and with the answers of several views averaged, in one run.
 
-    python bench/test_time_views.py [WEIGHTS]
-    python bench/test_time_views.py --emotion-zooms 1.2 [WEIGHTS]
+    python -m bench test_time_views [WEIGHTS]
+    python -m bench test_time_views --emotion-zooms 1.2 [WEIGHTS]
 
 Every view keeps the model's mirror pass; averaging k views costs k times the tagging. The views
 are of the plain crop, whatever emotion zooms the file records (`ModelConfig.emotion_zooms`).
@@ -14,24 +14,22 @@ how many faces each puts right and wrong that the crop alone did not (a sign tes
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from bench.ensemble import FER_VAL, accuracy  # noqa: E402
-from bench.library import WEIGHTS  # noqa: E402
-from phototag.allocator import keep_freed_memory  # noqa: E402
-from phototag.train.augment import plain_batch, to_float  # noqa: E402
-from phototag.train.commands import located_crops  # noqa: E402
-from phototag.vision.config import parse_zooms  # noqa: E402
-from phototag.vision.models import predict  # noqa: E402
-from phototag.vision.weightsfile import load_weights  # noqa: E402
+from bench.ensemble import FER_VAL, accuracy
+from bench.library import WEIGHTS
+from phototag.allocator import keep_freed_memory
+from phototag.train.augment import plain_batch, to_float
+from phototag.train.commands import located_crops
+from phototag.vision.config import parse_zooms
+from phototag.vision.models import predict
+from phototag.vision.weightsfile import load_weights
 
 # name: (shift right, shift down, both as a share of the face's side; zoom)
 VIEWS = {"as indexed": (0, 0, 1.0), "zoomed out 10%": (0, 0, 0.9), "zoomed in 10%": (0, 0, 1.1),
@@ -122,11 +120,11 @@ def compare_zooms(model, zooms):
         print(line)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="?", default=str(ROOT / "weights" / "phototag-cpu.safetensors"))
     parser.add_argument("--emotion-zooms", help="comma-separated zooms to compare with none (e.g. 1.1,1.2)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         zooms = parse_zooms(args.emotion_zooms) if args.emotion_zooms else ()
     except ValueError as exc:

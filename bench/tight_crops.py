@@ -2,20 +2,18 @@
 RetinaFace finds a face, without and with the detector's second look, and the false faces the
 second look adds on the faceless photos.
 
-    python bench/tight_crops.py
+    python -m bench tight_crops
 """
 
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import PHOTOS, WEIGHTS  # noqa: E402
-from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS
+from phototag.library.decode import decode_bytes
+from phototag.weights import DETECTOR_WEIGHTS
+from phototag.vision.detect import Detector
 
 FER_VAL = ROOT.parent / "shared" / "data" / "emotion" / "fer2013" / "val"
 MIN_SCORE = 0.6  # the index's default
@@ -29,7 +27,7 @@ def found_share(detector, images, second_look):
     return found / len(images)
 
 
-def main():
+def main(argv=None):
     detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
     paths = sorted(FER_VAL.glob("*/*.png"))
     images = [decode_bytes(p.read_bytes(), None).pixels for p in paths]

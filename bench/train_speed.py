@@ -1,7 +1,7 @@
 """What a training step of the face branch costs per face on this CPU, by numeric mode and
 memory layout, in one run: float32 or bfloat16 autocast, contiguous or channels-last.
 
-    python bench/train_speed.py [--presets cpu:mobilenetv2,cpu,scratch-cpu] [--batch 64]
+    python -m bench train_speed [--presets cpu:mobilenetv2,cpu,scratch-cpu] [--batch 64]
 
 The `cpu` preset's face branch is FaceMesh's trunk (depthwise convolutions), `cpu:mobilenetv2`
 the same preset with MobileNetV2 as the face backbone (the shipped weights), `scratch-cpu`'s a
@@ -11,17 +11,15 @@ ResNet-18. Each row is the best of three AdamW steps on random crops after a war
 import argparse
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from phototag.vision.config import PRESETS  # noqa: E402
-from phototag.vision.models import build_model  # noqa: E402
+from phototag.vision.config import PRESETS
+from phototag.vision.models import build_model
 
 
 def step_ms(preset, batch, bfloat16, channels_last, inference=False):
@@ -59,11 +57,11 @@ def step_ms(preset, batch, bfloat16, channels_last, inference=False):
     return min(times) / batch * 1000
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--presets", default="cpu:mobilenetv2,cpu,scratch-cpu")
     parser.add_argument("--batch", type=int, default=64)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"{os.cpu_count()} CPU cores, torch {torch.__version__}, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, batch {args.batch}; ms per face")
     for preset in args.presets.split(","):

@@ -1,7 +1,7 @@
 """A "model soup": one weights file whose tensors are the mean of several files fine-tuned from
 the same start (same configuration), to score with `weights/promote.py OUT SHIPPED_COPY`.
 
-    python bench/weight_soup.py OUT.safetensors WEIGHTS WEIGHTS [WEIGHTS ...]
+    python -m bench weight_soup OUT.safetensors WEIGHTS WEIGHTS [WEIGHTS ...]
 
 The first file gives the configuration (class shares included) and the training record; the
 others must build the same model.
@@ -23,7 +23,12 @@ def weight_soup(out, files):
     return str(out)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) < 4:
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 3:
         sys.exit(__doc__)
-    print(weight_soup(sys.argv[1], sys.argv[2:]))
+    print(weight_soup(argv[0], argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

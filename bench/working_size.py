@@ -2,7 +2,7 @@
 share of the reference's faces of at least 32 pixels that are found, and photos per second of
 detection, on ../shared/data/photos.
 
-    python bench/working_size.py [--sizes 1024,1280,1600]
+    python -m bench working_size [--sizes 1024,1280,1600]
 
 Reference: reference_detections.json (RetinaFace at each photo's own size, scores >= 0.5);
 a reference face counts as found when a detection (min score 0.6, the index's default) in
@@ -11,24 +11,22 @@ full-resolution pixels overlaps it with IoU >= 0.5.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.library import PHOTOS, WEIGHTS  # noqa: E402
-from phototag.library.decode import decode_bytes  # noqa: E402
-from phototag.weights import DETECTOR_WEIGHTS  # noqa: E402
-from phototag.boxes import box_iou  # noqa: E402
-from phototag.vision.detect import Detector  # noqa: E402
+from bench.library import PHOTOS, WEIGHTS
+from phototag.library.decode import decode_bytes
+from phototag.weights import DETECTOR_WEIGHTS
+from phototag.boxes import box_iou
+from phototag.vision.detect import Detector
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1024,1280,1600")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     reference = json.loads((PHOTOS / "reference_detections.json").read_text())["images"]
     detector = Detector(str(WEIGHTS / DETECTOR_WEIGHTS))
     for size in (int(s) for s in args.sizes.split(",")):

@@ -2,10 +2,9 @@
 
 By default glibc hands memory it gets back to the system as soon as a batch's tensors are freed,
 and the next batch takes it again: every page then costs a page fault and is zeroed by the
-kernel. `phototag eval` on FER2013 `val` spent more time in the kernel than in the network
-(`python bench/allocator.py`). Here freed memory is kept for the next batch: `train`, `eval`
-and `index` set it (an index run's largest process grows by 170-195 MiB, `--index` of the same
-bench). Linux with glibc only; elsewhere nothing changes.
+kernel: `phototag eval` spent more time in the kernel than in the network (docs/speed.md).
+Here freed memory is kept for the next batch: `train`, `eval` and `index` set it, at the cost of
+a larger process. Linux with glibc only; elsewhere nothing changes.
 """
 
 import ctypes

@@ -254,8 +254,7 @@ def _run_index(db, options, quiet):
         fail(str(exc))
     options = dataclasses.replace(options, attributes=attributes)
     # Decoded photos and batches are freed and allocated again photo after photo: kept for the
-    # next one instead of handed back (`python bench/allocator.py --index`: --faces-only 1.15
-    # times as fast, tagging 1.06, the largest process 170-195 MiB larger).
+    # next one instead of handed back (docs/speed.md).
     keep_freed_memory()
     store = open_index(db)
     stop = threading.Event()

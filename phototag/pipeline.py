@@ -19,7 +19,7 @@ from .stages import DETECTOR_WEIGHTS
 # Chosen by measurement (docs/accuracy.md, `python -m bench tag_size`; docs/people.md,
 # `python -m bench people`): box sides, in pixels of the photo.
 MIN_TAG_FACE = 24
-MIN_PERSON_FACE = 32
+MIN_PERSON_FACE = 48
 
 @dataclass
 class IndexOptions:

@@ -36,7 +36,7 @@ def needs_tool(found, reason):
 # suite (CI) runs everything. Modules that run a model are slow as a whole, and so is every
 # test that needs ../shared.
 SLOW_MODULES = {
-    "test_allocator", "test_augment", "test_bad_files", "test_crash", "test_datasets",
+    "test_allocator", "test_augment", "test_bad_files", "test_crash", "test_datasets", "test_gpu",
     "test_default_weights", "test_detector_parity", "test_distil", "test_emotion_zooms",
     "test_incremental", "test_lock", "test_losses", "test_model", "test_onnx_cpu",
     "test_people_photos", "test_photos", "test_pretrained", "test_promote", "test_ray",

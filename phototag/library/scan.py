@@ -16,7 +16,7 @@ from .formats import wanted_extensions
 
 
 # Named tuples, not dataclasses: a no-change rerun makes one of each per photo in the library,
-# and their construction is a measurable part of its cost (bench/rescan.py).
+# and their construction is a measurable part of its cost (docs/speed.md, `python -m bench rescan`).
 class FileEntry(NamedTuple):
     """One photo file as seen by the walk; ``error`` is set when it cannot be read as a file."""
 

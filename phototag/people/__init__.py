@@ -23,9 +23,11 @@ from ..store import people_rows
 from ..store.records import now
 from . import grouping
 
-# Cosine distances, from `python -m bench people` (docs/people.md).
-ASSIGN_DISTANCE = 0.5
-GROUP_DISTANCE = 0.5
+# Cosine distances, from `python -m bench people` (docs/people.md): at 0.45 every pair of
+# different people grouped on the identity-labelled faces is one person under two names; at
+# 0.50 brothers (George and Jeb Bush) and look-alike actresses merge.
+ASSIGN_DISTANCE = 0.45
+GROUP_DISTANCE = 0.45
 SUGGEST_DISTANCE = 0.7  # people whose faces come this close are listed by `people suggest`
 NEIGHBOURS = 16
 MARK = "people_mark"  # meta: the largest face id the last placing looked at

@@ -73,7 +73,7 @@ MIGRATIONS = {
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
     ],
     # Search filters on emotion and age together: one covering index answers both, and the
-    # photo ids with them (30 ms instead of 2 s over a million faces, bench/search.py).
+    # photo ids with them (docs/speed.md, `python -m bench search`).
     2: [
         "DROP INDEX faces_emotion",
         "DROP INDEX faces_age",

@@ -7,8 +7,17 @@ import numpy as np
 CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
+def _tflite():
+    try:
+        import tflite
+    except ImportError:
+        raise ValueError("reading the MobileNetV2 start needs the tflite package: "
+                         "pip install 'phototag[train]'") from None
+    return tflite
+
+
 def _dequantised(graph, model, tensor_index):
-    import tflite
+    tflite = _tflite()
 
     tensor = graph.Tensors(tensor_index)
     raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
@@ -29,7 +38,7 @@ def _dequantised(graph, model, tensor_index):
 
 def convolutions(path):
     """[(filter, bias)] in graph order; filters in PyTorch's layout (out, in/groups, h, w)."""
-    import tflite
+    tflite = _tflite()
 
     model = tflite.Model.GetRootAsModel(open(path, "rb").read(), 0)
     graph = model.Subgraphs(0)

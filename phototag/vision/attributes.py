@@ -115,8 +115,8 @@ class AttributeTagger:
 
 def export_face_encoder(model, path, exports):
     """Put the face branch's backbone, most of the tagging time, on ONNX Runtime (exported
-    once into ``exports``): the whole tagging step 1.3 times as fast here with MobileNetV2
-    (`bench/tagger.py --onnx-face`), the same tags. With a backbone per task, each is exported
+    once into ``exports``): a faster tagging step, the same tags (docs/speed.md). With a
+    backbone per task, each is exported
     on its own: age's then runs on the crops alone, not on emotion's zoomed views."""
     from .onnx_cpu import OnnxFaceEncoder
 

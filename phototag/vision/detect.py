@@ -16,9 +16,9 @@ import torch
 from .nms import nms
 from .retinaface import OnPixels, load_retinaface
 
-# The long side, in pixels, of the second look at a photo where nothing was found (measured on
-# FER2013 val: a face found in 50% of the 48-pixel crops as they are, 99% at 160, 224 or 320
-# pixels; no face found this way in the faceless photos of ../shared/data/photos/exif).
+# The long side, in pixels, of the second look at a photo where nothing was found: a face that
+# fills a small photo is found there, and no false face more on faceless photos (docs/speed.md,
+# `python -m bench tight_crops`).
 SECOND_LOOK_SIDE = 224
 
 
@@ -101,9 +101,8 @@ class Detector:
         self.model = load_retinaface(weights_path, self.device)
         self.model = self.model.to(memory_format=torch.channels_last)
         # The CPU runs the network through ONNX Runtime, in float32: the reference's answers in
-        # about half of PyTorch's time (channels-last float32; bfloat16 autocast, emulated on a
-        # CPU without AVX512_BF16, is 20 times slower and breaks parity: bench/detector_modes.py).
-        # A GPU runs the PyTorch network in fp16, channels-last.
+        # less time than PyTorch's, where bfloat16 breaks parity (docs/speed.md). A GPU runs the
+        # PyTorch network in fp16, channels-last.
         self.network = OnPixels(self.model).to(self.device)
         if self.device.type == "cpu":
             from ..weights import cache_dir

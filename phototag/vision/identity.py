@@ -4,9 +4,10 @@ the 112-pixel ArcFace template, through ONNX Runtime.
 The published network (OpenCV's model zoo) is int8 block-quantised and declares every weight as
 a graph input as well, which ONNX Runtime refuses; ``float_graph`` makes it a plain float32
 graph once (weights dequantised, only the photo as input, any batch size) and the ONNX cache
-keeps it, as it keeps the other exports. Each face is embedded with its mirror image and the
-two averaged (a little more recall at the same precision, docs/people.md); embeddings are
-L2-normalised, so that a dot product is the cosine similarity.
+keeps it, as it keeps the other exports. An index run embeds each face once: averaged with its
+mirror image's, the embedding groups 2 points more pairs at the same precision but costs twice
+as much, which index runs cannot afford (docs/people.md). Embeddings are L2-normalised, so that
+a dot product is the cosine similarity.
 """
 
 import numpy as np
@@ -17,6 +18,7 @@ from .regions import align_transform, photo_tensor, sample
 
 SIDE = 112  # SFace's input: the ArcFace template's crop
 DIMENSIONS = 128
+MIRROR = False  # see the module's text
 
 
 def _dequantised(x, scale, zero_point, axis, block_size):
@@ -98,7 +100,7 @@ class FaceEmbedder:
         self.input = self.session.get_inputs()[0].name
         self.id = weights_id(weights_path)
 
-    def embed_aligned(self, faces, batch=64, mirror=True):
+    def embed_aligned(self, faces, batch=64, mirror=MIRROR):
         """N×3×112×112 aligned faces (0-255) → N×128 float32; with ``mirror``, each averaged
         with its mirror image's."""
         faces = np.ascontiguousarray(torch.as_tensor(faces, dtype=torch.float32).cpu().numpy())

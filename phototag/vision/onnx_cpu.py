@@ -1,9 +1,7 @@
 """Networks on the CPU through ONNX Runtime: RetinaFace, and the face branch's backbone.
 
-On the CPU measured here RetinaFace gives PyTorch's answers (to 1e-4) in about half of
-PyTorch's time (`bench/detector_modes.py`), and the tagger with its face backbone there tags
-1.3 times as many faces per second (`bench/tagger.py --onnx-face`: MobileNetV2 112 against
-84). Each network is exported from the PyTorch model once per weights file and PyTorch version
+On the CPU RetinaFace gives PyTorch's answers (to 1e-4) in less time, and the tagger with its
+face backbone there tags more faces per second (docs/speed.md). Each network is exported from the PyTorch model once per weights file and PyTorch version
 and kept in the user cache, until no run has read it for a month; where the cache cannot be
 written, the export stays in memory for the run.
 """
