@@ -245,11 +245,13 @@ def _run_index(db, options, quiet):
     from .devices import SetupError
     from .pipeline import run_index
     from .store import printable_path
-    from .weights import WeightsError, default_attribute_weights
+    from .weights import WeightsError, check_attribute_weights, default_attribute_weights
 
     try:
         attributes = None if options.faces_only else (
             options.attributes or default_attribute_weights(options.weights_dir))
+        if attributes:
+            check_attribute_weights(attributes)
     except WeightsError as exc:
         fail(str(exc))
     options = dataclasses.replace(options, attributes=attributes)
@@ -284,6 +286,7 @@ def _run_index(db, options, quiet):
     rate = f", {summary.processed / elapsed:.1f} photos/s" if summary.processed else ""
     done = f"{summary.processed} of {summary.to_do}" if summary.interrupted else f"{summary.processed}"
     redone = f", {summary.reprocessed} reprocessed" if summary.reprocessed else ""
+    redone += f", {summary.retried} failed before, tried again" if summary.retried else ""
     redone += f", {summary.copied} copied from identical photos" if summary.copied else ""
     click.echo(
         f"{summary.seen} photos seen: {done} indexed ({summary.new} new, "
@@ -371,6 +374,23 @@ path_option = click.option("--path", "path_glob", metavar="GLOB",
                            help="Only paths matching this glob, e.g. '*/2024/*' (case-sensitive).")
 
 
+def _place(_ctx, _param, value):
+    """``LAT,LON[,KM]`` → (lat, lon, km); 1 km when no distance is given."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 2:
+        numbers.append(1.0)
+    if len(numbers) != 3 or not (-90 <= numbers[0] <= 90 and -180 <= numbers[1] <= 180
+                                 and numbers[2] > 0):
+        raise click.BadParameter(f"{value!r} is not LAT,LON or LAT,LON,KM (degrees, and "
+                                 f"kilometres above 0), e.g. 48.8584,2.2945,2")
+    return tuple(numbers)
+
+
 def _date(_ctx, _param, value):
     if value is None:
         return None
@@ -393,6 +413,14 @@ person_option = click.option(
 @emotion_option
 @age_option
 @person_option
+@click.option("--every", "every", multiple=True, metavar="EMOTION",
+              callback=_labels(EMOTIONS, EMOTION_SYNONYMS, "emotion"),
+              help="Photos where every face big enough to read shows this emotion (repeat for "
+                   "any of several), best first: the least sure face decides, then the least "
+                   "sharp. With --faces 3: the group shot where everyone smiles.")
+@click.option("--near", callback=_place, metavar="LAT,LON[,KM]",
+              help="Taken within KM (default 1) of this place, by the photo's GPS position.")
+@click.option("--camera", metavar="TEXT", help="Camera make or model containing TEXT (any case).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
               help="Lowest score of the emotion or age group asked for (what a score means: "
                    "README, 'What to expect').")
@@ -413,8 +441,8 @@ person_option = click.option(
               help="Output: one row per face (table, json, csv) or one line per photo (paths). "
                    "[default: table on a terminal, paths when piped]")
 @click.option("-0", "--null", is_flag=True, help="Paths separated by NUL (for xargs -0).")
-def search(db, emotions, ages, people, min_confidence, min_score, faces, taken_after, taken_before,
-           path_glob, sort, limit, fmt, null):
+def search(db, emotions, ages, people, every, near, camera, min_confidence, min_score, faces,
+           taken_after, taken_before, path_glob, sort, limit, fmt, null):
     """Find faces by emotion, age group, person, date, path and face count.
 
     Several values of one option mean any of them; different options must all hold for the
@@ -425,6 +453,8 @@ def search(db, emotions, ages, people, min_confidence, min_score, faces, taken_a
     \b
       phototag search --emotion smile --age child
       phototag search --person Anna --emotion smile
+      phototag search --every smile --faces 3:          the group shot where everyone smiles
+      phototag search --near 48.8584,2.2945,2 --camera iphone
       phototag search --age baby --age child --taken-after 2024-01-01 --format json
       phototag search --emotion surprise -0 | xargs -0 open
     """
@@ -447,11 +477,11 @@ def search(db, emotions, ages, people, min_confidence, min_score, faces, taken_a
         min_confidence=min_confidence, faces_min=faces[0] if faces else None,
         faces_max=faces[1] if faces else None, taken_after=taken_after,
         taken_before=taken_before, path_glob=path_glob, limit=limit, sort=sort,
-        paths_only=fmt == "paths",
+        paths_only=fmt == "paths", every=every, near=near, camera=camera,
     )
     store = open_index(db, readonly=True)
     try:
-        if (emotions or ages) and not store.has_tags():
+        if (emotions or ages or every) and not store.has_tags():
             click.echo("phototag: note: this index has no emotion or age tags (indexed with "
                        "--faces-only?); `phototag index --reprocess` tags it", err=True)
         results = store.search(query)
@@ -565,6 +595,12 @@ def stats(db, as_json, show_errors):
         errors = store.errors() if show_errors else []
     finally:
         store.close()
+    run = numbers["last_run"]
+    if run and run["status"] == "running":
+        from .runlock import RunLock
+
+        if RunLock(db).holder() is None:  # no process holds the index: that run died
+            run["status"] = "killed"
     if as_json:
         if show_errors:
             numbers["error_list"] = [{"path": p, "error": e} for p, e in errors]

@@ -223,7 +223,7 @@ def embed_indexed(index, photos, options, summary, reporter, stop):
             written = []
             if chosen:
                 landmarks = np.array([lm for _, lm in chosen], dtype=np.float32) / [sx, sy]
-                (vectors, sharpness), = embedder.embed([(photo.pixels, landmarks)])
+                (vectors, sharpness, _), = embedder.embed([(photo.pixels, landmarks)])
                 written = [(face_id, embedding_bytes(v), round(float(s), 2))
                            for (face_id, _), v, s in zip(chosen, vectors, sharpness)]
             index.write_embeddings(row.id, embedder.id, written)

@@ -70,6 +70,7 @@ class RunSummary:
     new: int = 0
     changed: int = 0
     reprocessed: int = 0
+    retried: int = 0  # failures tried again (--retry-errors)
     copied: int = 0  # byte-identical copies of indexed photos: faces copied, models not run
     to_do: int = 0  # photos the plan gave this run to decode and detect
     moved: int = 0
@@ -201,6 +202,7 @@ def run_index(index, options, reporter=None, stop=None):
         )
         summary.unchanged, summary.new, summary.changed = plan.unchanged, plan.new, plan.changed
         summary.reprocessed, summary.to_do = plan.reprocessed, len(plan.todo)
+        summary.retried = plan.retried
         if plan.moved:
             index.apply_moves([(row.id, e.path, e.size, e.mtime_ns) for row, e in plan.moved])
             summary.moved = len(plan.moved)

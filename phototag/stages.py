@@ -195,15 +195,19 @@ def tag_records(tagger, photos, found, records):
 
 def embed_records(embedder, photos, found, records, min_side):
     """The identity embedding (and sharpness) of every face of at least ``min_side`` pixels;
-    each photo read records which network embedded it."""
+    each photo read records which network embedded it. What the identity network says is no
+    face at all (a lamp, flowers) leaves the record."""
     from .store.records import embedding_bytes
 
     chosen = _faces_at_least(photos, found, records, lambda face: face.side >= min_side)
     answers = embedder.embed([(photos[i].pixels, found[i].landmarks[faces]) for i, faces in chosen])
-    for (i, faces), (vectors, sharpness) in zip(chosen, answers):
+    for (i, faces), (vectors, sharpness, is_face) in zip(chosen, answers):
         for k, vector, sharp in zip(faces, vectors, sharpness):
             records[i].faces[k].embedding = embedding_bytes(vector)
             records[i].faces[k].sharpness = round(float(sharp), 2)
+        not_faces = {k for k, face in zip(faces, is_face) if not face}
+        if not_faces:
+            records[i].faces = [f for k, f in enumerate(records[i].faces) if k not in not_faces]
     for record in records:
         if record.status == "done" and record.faces_from is None:
             record.identity = embedder.id

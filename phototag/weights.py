@@ -185,6 +185,25 @@ def locate(name, weights_dir=None, download=True, manifest=None):
     return fetch(entry, cache_dir(), url=url)
 
 
+ATTRIBUTE_FORMAT = "phototag-attributes-1"  # what a weights file of `phototag train` says it is
+
+
+def check_attribute_weights(path):
+    """WeightsError unless ``path`` is an emotion/age weights file of phototag's (read from its
+    safetensors header alone: no torch, so a run with nothing to do still says so)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if 0 < size < 100_000_000 else None
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"cannot use {path}: not a weights file ({exc})") from None
+    metadata = (header or {}).get("__metadata__") or {}
+    if metadata.get("format") != ATTRIBUTE_FORMAT:
+        raise WeightsError(f"cannot use {path}: not a phototag emotion/age weights file "
+                           f"(`phototag train` makes them)")
+    return path
+
+
 def weights_id(path):
     """A short, stable id for the rows a weights file made: its name and content hash."""
     return f"{Path(path).stem}-{remembered_sha256(path)[:12]}"

@@ -50,6 +50,9 @@ def test_sigkill_then_rerun_equals_one_uninterrupted_run(tmp_path):
         killed_db,
         "SELECT count(*) FROM photos WHERE n_faces != (SELECT count(*) FROM faces WHERE photo_id = photos.id)",
     ) == [(0,)]
+    # The run that died is not "running" for ever.
+    last = run_phototag(tmp_path, "stats", env=env).stdout
+    assert " killed:" in last and " running" not in last
 
     rerun = run_phototag(tmp_path, "index", lib, env=env)
     assert f"{len(PHOTOS) - written} indexed" in rerun.stderr

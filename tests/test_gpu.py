@@ -44,5 +44,5 @@ def test_the_tagger_and_the_identity_network_answer_alike_on_the_gpu(tmp_path):
         assert a.emotion == b.emotion and a.age_group == b.age_group
         assert abs(a.emotion_score - b.emotion_score) < 0.02
     embedder = FaceEmbedder(WEIGHTS / IDENTITY_WEIGHTS, tmp_path, device="cuda")
-    (vectors, _), = embedder.embed([(image, faces.landmarks)])
+    (vectors, _, _), = embedder.embed([(image, faces.landmarks)])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)

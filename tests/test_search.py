@@ -322,3 +322,66 @@ def test_every_reading_command_opens_an_index_whose_path_holds_a_percent_sign(tm
     assert run_phototag(tmp_path, "search", "--emotion", "smile", env=env).stdout.split() == ["/lib/a.jpg"]
     assert json.loads(run_phototag(tmp_path, "stats", "--json", env=env).stdout)["faces"] == 1
     assert run_phototag(tmp_path, "people", env=env).returncode == 0
+
+
+@pytest.fixture
+def group_shots(db_path):
+    """Three group photos of a burst and a fourth: everyone smiles in two of the burst, one
+    face frowns in the third; a tiny face (untagged) never spoils a group shot."""
+    def smile(x, score, sharpness, emotion="smile"):
+        f = face(x, emotion, score, "thirty-forty", 0.8)
+        f.sharpness = sharpness
+        return f
+
+    tiny = Face(box=(300.0, 10.0, 310.0, 20.0), det_score=0.9, landmarks=[[305, 15]] * 5, too_small=True)
+    store = Writer(db_path)
+    store.write_photos([
+        PhotoRecord("/lib/burst/1.jpg", 1, 1, "done", lat=48.8584, lon=2.2945, camera="Apple iPhone 11",
+                    faces=[smile(0, 0.9, 80.0), smile(50, 0.8, 80.0), smile(100, 0.85, 80.0), tiny]),
+        PhotoRecord("/lib/burst/2.jpg", 1, 1, "done", lat=48.87, lon=2.33, camera="Apple iPhone 11",
+                    faces=[smile(0, 0.9, 120.0), smile(50, 0.8, 120.0), smile(100, 0.95, 120.0)]),
+        PhotoRecord("/lib/burst/3.jpg", 1, 1, "done", lat=51.5, lon=-0.12, camera="Canon EOS R5",
+                    faces=[smile(0, 0.99, 100.0), smile(50, 0.7, 100.0, "sad"), smile(100, 0.9, 100.0)]),
+        PhotoRecord(os.fsdecode(b"/lib/caf\xe9.jpg"), 1, 1, "done", faces=[smile(0, 0.6, 50.0)]),
+    ])
+    store.close()
+    return db_path
+
+
+def test_every_finds_the_group_shot_where_everyone_smiles_best_first(tmp_path, group_shots):
+    found = search(tmp_path, "--every", "smile", "--faces", "3:").stdout.split()
+    # the least sure face decides (0.8 both), then the sharper burst frame; 3.jpg has a sad face
+    assert found == ["/lib/burst/2.jpg", "/lib/burst/1.jpg"]
+    rows = json.loads(search(tmp_path, "--every", "happy", "--format", "json").stdout)
+    assert {r["path"] for r in rows} == {"/lib/burst/2.jpg", "/lib/burst/1.jpg", os.fsdecode(b"/lib/caf\xe9.jpg")}
+    assert all(r["emotion"] == "smile" and not r["too_small"] for r in rows)
+    assert search(tmp_path, "--every", "smile", "--every", "sad", "--faces", "3:").stdout.split()[0] == \
+        "/lib/burst/2.jpg"
+
+
+def test_near_a_place_and_by_camera(tmp_path, group_shots):
+    assert search(tmp_path, "--near", "48.8584,2.2945").stdout.split() == ["/lib/burst/1.jpg"]  # 1 km
+    assert search(tmp_path, "--near", "48.8584,2.2945,5").stdout.split() == ["/lib/burst/1.jpg",
+                                                                          "/lib/burst/2.jpg"]
+    assert search(tmp_path, "--camera", "canon").stdout.split() == ["/lib/burst/3.jpg"]
+    assert search(tmp_path, "--camera", "iphone_1").stdout == ""  # _ is a letter here, not a wildcard
+    bad = search(tmp_path, "--near", "somewhere", check=False)
+    assert bad.returncode == 2 and "LAT,LON" in bad.stderr
+
+
+def test_a_path_glob_matches_names_that_are_not_utf8(tmp_path, group_shots):
+    everything = search(tmp_path, "--path", "*", "-0").stdout.encode("utf-8", "surrogateescape")
+    assert b"/lib/caf\xe9.jpg" in everything.split(b"\0")
+    assert search(tmp_path, "--path", "*/caf*").stdout.encode("utf-8", "surrogateescape").split() == [
+        b"/lib/caf\xe9.jpg"]
+
+
+def test_weights_that_are_not_weights_are_refused_even_with_nothing_to_do(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not really a model")
+    result = run_phototag(tmp_path, "index", "--model", photo, empty, check=False,
+                          env=phototag_env(tmp_path, models=False))
+    assert result.returncode == 1 and "not a phototag emotion/age weights file" in result.stderr
+    assert "Traceback" not in result.stderr

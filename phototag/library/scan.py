@@ -44,6 +44,7 @@ class Plan:
     new: int = 0
     changed: int = 0
     reprocessed: int = 0  # unchanged, redone because --reprocess asked
+    retried: int = 0  # unchanged failures, tried again because --retry-errors asked
     skipped_present: int = 0  # indexed files the walk skipped that are still on disk (hidden)
 
 
@@ -186,6 +187,9 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
             result.unchanged += 1
         elif same and again:
             result.reprocessed += 1
+            result.todo.append(entry)
+        elif same:
+            result.retried += 1
             result.todo.append(entry)
         else:
             result.changed += 1

@@ -1,6 +1,7 @@
 """The read-only side: ``search``, ``stats``, ``show``, ``export`` and ``report`` read the index
 through this and can neither write nor migrate it."""
 
+import math
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -9,12 +10,20 @@ from .records import db_path_value, decode_json_columns, path_from_db
 from .schema import check_version, connect
 
 
+def distance_km(lat, lon, lat2, lon2):
+    """Great-circle distance, kilometres (haversine)."""
+    lat, lon, lat2, lon2 = map(math.radians, (lat, lon, lat2, lon2))
+    a = math.sin((lat2 - lat) / 2) ** 2 + math.cos(lat) * math.cos(lat2) * math.sin((lon2 - lon) / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
+
+
 class Reader:
     """One phototag index, opened read-only."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
         self.conn = connect(self.path, readonly=True)
+        self.conn.create_function("distance_km", 4, distance_km, deterministic=True)
         try:
             check_version(self.conn, self.path, readonly=True)
         except BaseException:
@@ -150,13 +159,22 @@ class Query:
     limit: int = None
     paths_only: bool = False
     sort: str = None  # confidence, date or path; None: confidence when a tag is asked, else path
+    every: tuple = ()  # emotions every readable face of the photo shows (one of them)
+    near: tuple = None  # (lat, lon, km): taken within km of that place
+    camera: str = None  # text in the camera's make and model (case-insensitive)
 
     @property
     def order(self):
-        return self.sort or ("confidence" if self.emotions or self.age_groups else "path")
+        return self.sort or ("confidence" if self.emotions or self.age_groups or self.every
+                             else "path")
 
     def confidence(self):
-        """The SQL of a face's confidence in what was asked (1 when nothing was)."""
+        """The SQL of a face's confidence in what was asked (1 when nothing was); with
+        ``every``, the photo's least sure readable face decides, then its least sharp one."""
+        if self.every:
+            return ("(SELECT min(g.emotion_score) FROM faces g WHERE g.photo_id = p.id AND "
+                    "g.emotion IS NOT NULL) DESC, (SELECT min(coalesce(g.sharpness, 0)) FROM "
+                    "faces g WHERE g.photo_id = p.id AND g.emotion IS NOT NULL)")
         scores = (["f.emotion_score"] if self.emotions else []) + \
                  (["f.age_score"] if self.age_groups else [])
         return " * ".join(scores) or "1.0"
@@ -212,15 +230,32 @@ class Query:
             where.append("p.taken_at < ?")
             params.append(self.taken_before)
         if self.path_glob:
-            where.append("p.path GLOB ?")
-            params.append(self.path_glob)
+            # Paths that are not UTF-8 are stored as bytes: compared as text, they match too.
+            where.append("CAST(p.path AS TEXT) GLOB CAST(? AS TEXT)")
+            params.append(db_path_value(self.path_glob))
+        if self.every:
+            marks = ", ".join("?" * len(self.every))
+            where.append("f.emotion IS NOT NULL")
+            where.append("p.id IN (SELECT photo_id FROM faces GROUP BY photo_id HAVING "
+                         f"sum(emotion IS NOT NULL) > 0 AND sum(emotion NOT IN ({marks})) = 0)")
+            params += self.every
+        if self.near:
+            lat, lon, km = self.near
+            where.append("p.lat IS NOT NULL AND distance_km(p.lat, p.lon, ?, ?) <= ?")
+            params += [lat, lon, km]
+        if self.camera:
+            where.append("p.camera LIKE ? ESCAPE '\\'")
+            escaped = self.camera.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
         condition = " AND ".join(where)
         confidence = self.confidence()
         if self.paths_only:
-            # A photo ranks by its best face.
-            order = {"confidence": "best DESC, p.path", "date": "p.taken_at IS NULL, p.taken_at DESC, p.path",
+            # A photo ranks by its best face (with ``every``, by its least sure one).
+            best = ("best DESC, p.path" if not self.every else f"{confidence} DESC, p.path")
+            order = {"confidence": best, "date": "p.taken_at IS NULL, p.taken_at DESC, p.path",
                      "path": "p.path"}[self.order]
-            sql = (f"SELECT p.path, max({confidence}) AS best FROM faces f "
+            score = "1.0" if self.every else confidence
+            sql = (f"SELECT p.path, max({score}) AS best FROM faces f "
                    f"JOIN photos p ON p.id = f.photo_id WHERE {condition} GROUP BY p.id ORDER BY {order}")
         else:
             order = {"confidence": f"{confidence} DESC, p.path, f.idx",
@@ -229,7 +264,8 @@ class Query:
             sql = (
                 "SELECT p.path, f.idx, f.x1, f.y1, f.x2, f.y2, f.det_score, f.emotion, "
                 "f.emotion_score, f.age_group, f.age_score, p.taken_at, p.n_faces, f.id, "
-                "f.person_id, (SELECT name FROM people WHERE id = f.person_id), f.too_small "
+                "f.person_id, (SELECT name FROM people WHERE id = f.person_id), f.too_small, "
+                "f.sharpness "
                 f"FROM faces f JOIN photos p ON p.id = f.photo_id WHERE {condition} "
                 f"ORDER BY {order}"
             )
@@ -241,7 +277,7 @@ class Query:
 
 def _search_result(row):
     (path, idx, x1, y1, x2, y2, det, emotion, e_score, age, a_score, taken_at, n_faces, face_id,
-     person_id, person, too_small) = row
+     person_id, person, too_small, sharpness) = row
     return {
         "path": path_from_db(path),
         "face": idx,
@@ -253,6 +289,7 @@ def _search_result(row):
         "age_group": age,
         "age_score": None if a_score is None else round(a_score, 4),
         "too_small": bool(too_small),
+        "sharpness": sharpness,
         "person": person,
         "person_id": person_id,
         "taken_at": taken_at,

@@ -19,6 +19,11 @@ from .regions import align_transform, photo_tensor, sample
 SIDE = 112  # SFace's input: the ArcFace template's crop
 DIMENSIONS = 128
 MIRROR = False  # see the module's text
+# What SFace makes of a face says whether it is one: the length of its answer before it is
+# normalised is short for what is not a face (a lamp, flowers, the back of a head). Below this,
+# the detection is dropped: half the false faces of the shared photos go, and 1 real web face in
+# 385 (docs/accuracy.md, `python -m bench false_faces`).
+FACE_NORM_FLOOR = 4.45
 
 
 def _dequantised(x, scale, zero_point, axis, block_size):
@@ -100,30 +105,37 @@ class FaceEmbedder:
         self.input = self.session.get_inputs()[0].name
         self.id = weights_id(weights_path)
 
-    def embed_aligned(self, faces, batch=64, mirror=MIRROR):
+    def embed_aligned(self, faces, batch=64, mirror=MIRROR, lengths=False):
         """N×3×112×112 aligned faces (0-255) → N×128 float32; with ``mirror``, each averaged
-        with its mirror image's."""
+        with its mirror image's; with ``lengths``, also each answer's length before it was
+        normalised (the mean of the two views' with ``mirror``)."""
         faces = np.ascontiguousarray(torch.as_tensor(faces, dtype=torch.float32).cpu().numpy())
         out = np.empty((len(faces), DIMENSIONS), dtype=np.float32)
+        norms = np.empty(len(faces), dtype=np.float32)
         for start in range(0, len(faces), batch):
             part = faces[start:start + batch]
             views = np.concatenate([part, part[..., ::-1]]) if mirror else part
-            vectors = normalised(self.session.run(None, {self.input: np.ascontiguousarray(views)})[0])
+            raw = self.session.run(None, {self.input: np.ascontiguousarray(views)})[0]
+            length = np.linalg.norm(raw, axis=1)
+            vectors = normalised(raw)
             out[start:start + len(part)] = vectors[:len(part)] + (vectors[len(part):] if mirror else 0)
-        return normalised(out)
+            norms[start:start + len(part)] = (length[:len(part)] + length[len(part):]) / 2 if mirror \
+                else length
+        return (normalised(out), norms) if lengths else normalised(out)
 
     def embed(self, photos):
         """``photos``: (pixels, landmarks K×5×2) → per photo, (K×128 float32 embeddings,
-        K sharpness values)."""
+        K sharpness values, K booleans: whether each is a face at all, FACE_NORM_FLOOR)."""
         crops = [aligned_faces(pixels, landmarks) for pixels, landmarks in photos if len(landmarks)]
         if not crops:
-            return [(np.zeros((0, DIMENSIONS), np.float32), np.zeros(0)) for _ in photos]
+            return [(np.zeros((0, DIMENSIONS), np.float32), np.zeros(0), np.zeros(0, bool))
+                    for _ in photos]
         crops = torch.cat(crops)
-        vectors, sharp = self.embed_aligned(crops), sharpness(crops)
+        (vectors, lengths), sharp = self.embed_aligned(crops, lengths=True), sharpness(crops)
         results, start = [], 0
         for _, landmarks in photos:
             part = slice(start, start + len(landmarks))
-            results.append((vectors[part], sharp[part]))
+            results.append((vectors[part], sharp[part], lengths[part] >= FACE_NORM_FLOOR))
             start += len(landmarks)
         return results
 

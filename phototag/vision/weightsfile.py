@@ -11,10 +11,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..files import atomic_path
+from ..weights import ATTRIBUTE_FORMAT as FORMAT
 from .config import ModelConfig
 from .models import build_model
-
-FORMAT = "phototag-attributes-1"
 
 
 def save_weights(model, path, info=None, half=False):
