@@ -140,6 +140,48 @@ def grouped(vectors, batches, distance):
                      for i in range(len(vectors))])
 
 
+def names_spread(vectors, truth, distance=None):
+    """One photo of each person with two or more is named (a verdict, as a face region in a
+    sidecar gives); then phototag places every face. Returns (faces given a name other than
+    their own's seed, faces given a name, faces that should have got one)."""
+    from phototag import people
+    from phototag.store import Writer, people_rows
+    from phototag.store.records import embedding_bytes
+
+    if distance is not None:
+        people.ASSIGN_DISTANCE = people.GROUP_DISTANCE = distance
+    seeds = {}
+    for i, person in enumerate(truth):
+        seeds.setdefault(person, i)
+    several = {p for p in seeds if (truth == p).sum() >= 2}
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = Writer(Path(tmp) / "index.db")
+        with writer.transaction():
+            for i, vector in enumerate(vectors):
+                photo = writer.conn.execute(
+                    "INSERT INTO photos (path, status, n_faces, hash) VALUES (?, 'done', 1, ?)",
+                    (f"/photo/{i}", str(i))).lastrowid
+                writer.conn.execute(
+                    "INSERT INTO faces (photo_id, idx, x1, y1, x2, y2, det_score, embedding) "
+                    "VALUES (?, 0, 0, 0, 100, 100, 1, ?)", (photo, embedding_bytes(vector)))
+            for person in several:
+                i = seeds[person]
+                named = people_rows.person_named(writer.conn, person, "xmp")
+                people_rows.add_verdict(writer.conn, named, "is",
+                                        {"hash": str(i), "path": f"/photo/{i}", "box": (0, 0, 100, 100),
+                                         "embedding": None}, "xmp", name=person)
+        people.update(writer)
+        rows = writer.conn.execute(
+            "SELECT p.path, q.name FROM faces f JOIN photos p ON p.id = f.photo_id "
+            "LEFT JOIN people q ON q.id = f.person_id").fetchall()
+        writer.close()
+    given = {int(path.rsplit("/", 1)[1]): name for path, name in rows}
+    others = [i for i in range(len(truth)) if truth[i] in several and i != seeds[truth[i]]]
+    named = [i for i in range(len(truth)) if given.get(i) and i != seeds.get(truth[i])]
+    wrong = sum(given[i] != truth[i] for i in named)
+    return wrong, len(named), len(others)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--distances", default="0.40,0.45,0.50,0.55")
@@ -165,6 +207,14 @@ def main(argv=None):
                 bands.append(f"{pair_p:.4f} / {pair_r:.3f}, {band_p:.4f} / {band_r:.3f} ({chosen.sum()})")
             print(f"| {distance:.2f} | {fed} | {p:.4f} | {r:.3f} | {bp:.4f} | {br:.3f} | "
                   + " | ".join(bands) + " |", flush=True)
+    print("\nNames: one photo of each person with two or more named, as a sidecar's face region "
+          "would:\n")
+    print("| distance | faces named | of them with another's name | precision | faces that should be named | recall |")
+    print("|---|---|---|---|---|---|")
+    for distance in distances:
+        wrong, named, should = names_spread(vectors, truth, distance)
+        print(f"| {distance:.2f} | {named} | {wrong} | {1 - wrong / max(1, named):.4f} | {should} | "
+              f"{named / max(1, should):.3f} |", flush=True)
     print("\nThe same faces made smaller, or embedded with the mirror image too (at once):\n")
     print("| faces | distance | pairwise precision | pairwise recall | B-cubed precision | B-cubed recall |")
     print("|---|---|---|---|---|---|")

@@ -104,6 +104,17 @@ class Reporter:
         pass
 
 
+def _reread_names(index, changed):
+    """Unchanged photos whose sidecar changed: the names in their face regions are read again
+    (their own XMP and the sidecar, no pixels decoded, no model)."""
+    from .library.decode import named_regions_of
+
+    for row, entry in changed:
+        orientation, width, height = index.photo_frame(row.id)
+        regions, mtime = named_regions_of(entry.path, orientation, width, height)
+        index.reread_names(row.id, regions, mtime)
+
+
 def _copies_first(index, todo, options, summary, reporter):
     """New files with the bytes of a photo indexed with these weights and settings (a backup
     folder, an export) take that photo's rows, before any model is loaded: a night whose new
@@ -209,6 +220,8 @@ def run_index(index, options, reporter=None, stop=None):
         if plan.gone:
             index.remove([row.id for row in plan.gone])
             summary.removed = len(plan.gone)
+        if plan.sidecars:
+            _reread_names(index, plan.sidecars)
         plan.todo = _copies_first(index, plan.todo, options, summary, reporter)
         if plan.todo and not options.attributes and not options.faces_only:
             reporter.note("note: emotion and age tagging is off: this phototag was installed "

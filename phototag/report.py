@@ -13,6 +13,7 @@ import html
 import io
 import json
 import os
+from pathlib import Path
 
 from PIL import Image
 
@@ -191,7 +192,9 @@ function relabel() {
 function openViewer(index, fromHistory) {
   current = index;
   const photo = PHOTOS[index], f = filters();
-  const img = el('img', { src: photo.thumb, alt: '' });
+  // The photo itself where the browser can show it (sharp at any size); the thumbnail if not.
+  const img = el('img', { src: photo.original || photo.thumb, alt: '' });
+  img.onerror = () => { img.onerror = null; img.src = photo.thumb; };
   const frame = el('div', { className: 'frame' }, img);
   drawFaces(frame, photo, f, true);
   const list = el('ol', {}, ...photo.faces.filter(face => faceMatches(face, f)).map(face =>
@@ -294,9 +297,22 @@ def face_thumbnail(photo, box, side=100):
     return _data_uri(crop.resize((side, side), Image.Resampling.LANCZOS))
 
 
+BROWSER_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".gif"}
+
+
+def _original(photo):
+    """The photo file itself, for the large view, where a browser shows it upright by itself:
+    a format it reads, turned (if at all) by the photo's own EXIF; else None (the thumbnail)."""
+    path = Path(photo["path"])
+    if path.suffix.lower() not in BROWSER_FORMATS or photo.get("orientation_source") == "sidecar":
+        return None
+    return path.as_uri()
+
+
 def _photo_data(photo, thumb):
     return {
         "path": printable_path(photo["path"]),
+        "original": _original(photo),
         "taken_at": photo.get("taken_at"),
         "width": photo["width"],
         "height": photo["height"],

@@ -153,6 +153,7 @@ def detect_records(detector, photos, options, copies=None, remember=True):
             record.model = options.model_id
             record.settings = options.settings_id
             record.named_regions = photo.named_regions
+            record.sidecar_mtime_ns = photo.sidecar_mtime_ns
             if photo.hash in copies:
                 record.faces_from, record.copied_faces = copies[photo.hash]
             else:

@@ -214,7 +214,16 @@ def index_in_process(db_path, roots, **options):
     from phototag.pipeline import IndexOptions, run_index
     from phototag.store import Writer
 
-    seed_cache(Path(os.environ["XDG_CACHE_HOME"]))
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if cache is None:  # a fixture wider than one test, set up before the test's own HOME
+        cache = tempfile.mkdtemp(prefix="phototag-cache-")
+        os.environ["XDG_CACHE_HOME"] = cache
+        try:
+            return index_in_process(db_path, roots, **options)
+        finally:
+            del os.environ["XDG_CACHE_HOME"]
+            shutil.rmtree(cache, ignore_errors=True)
+    seed_cache(Path(cache))
     options.setdefault("weights_dir", str(WEIGHTS))
     options.setdefault("workers", 0)
     store = Writer(db_path)
@@ -222,3 +231,55 @@ def index_in_process(db_path, roots, **options):
         return run_index(store, IndexOptions(roots=[str(r) for r in roots], **options))
     finally:
         store.close()
+
+
+# An index run that says on stdout when each batch is in the index: tests wait for that event
+# instead of polling the database.
+ANNOUNCING_RUN = """
+import sys
+from phototag.store import writer
+plain = writer.Writer.write_photos
+def announced(self, records):
+    plain(self, records)
+    print(f"written {len(records)}", flush=True)
+writer.Writer.write_photos = announced
+from phototag.cli import main
+main(sys.argv[1:], prog_name="phototag")
+"""
+
+
+def start_index(tmp_path, *args, env=None, **popen):
+    """`phototag index ARGS` in a process of its own that prints a line per batch written."""
+    return subprocess.Popen([sys.executable, "-c", ANNOUNCING_RUN, "index", *map(str, args)],
+                            env=env or phototag_env(tmp_path), stdout=subprocess.PIPE,
+                            text=True, **popen)
+
+
+def wait_until_written(process, photos):
+    """Block until ``process`` (from ``start_index``) has written at least ``photos`` photos;
+    returns how many it has, or fewer if it ended first."""
+    written = 0
+    while written < photos:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("written "):
+            written += int(line.split()[1])
+    return written
+
+
+def wait_until_gone(pids, timeout=120):
+    """Block until every process in ``pids`` has exited (pidfds: the kernel says when)."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)

@@ -4,10 +4,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
-from conftest import HAVE_SHARED, WEIGHTS, copy_photos, db_rows, phototag_env, run_phototag
+from conftest import (HAVE_SHARED, WEIGHTS, copy_photos, db_rows, phototag_env, run_phototag,
+                      start_index, wait_until_gone, wait_until_written)
 
 PHOTOS = ["people/ultralight__%d.jpg" % n for n in (1, 2, 3, 5, 6, 8, 9, 10, 11, 12, 13, 15)]
 
@@ -33,13 +33,9 @@ def test_sigkill_then_rerun_equals_one_uninterrupted_run(tmp_path):
     lib = copy_photos(PHOTOS, tmp_path / "lib")
     killed_db = tmp_path / "killed" / "index.db"
     env = phototag_env(tmp_path, PHOTOTAG_DB=killed_db)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "phototag", "index", "--batch-size", "1", "--workers", "0", str(lib)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while count_photos(killed_db) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
+    process = start_index(tmp_path, "--batch-size", "1", "--workers", "0", lib, env=env,
+                          stderr=subprocess.DEVNULL)
+    wait_until_written(process, 2)
     process.send_signal(signal.SIGKILL)
     process.wait()
     written = count_photos(killed_db)
@@ -73,13 +69,9 @@ def test_sigkill_then_rerun_equals_one_uninterrupted_run(tmp_path):
 def test_ctrl_c_stops_after_the_current_batch(tmp_path):
     lib = copy_photos(PHOTOS, tmp_path / "lib")
     db = tmp_path / "db" / "index.db"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "phototag", "index", "--batch-size", "2", "--workers", "1", str(lib)],
-        env=phototag_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 300
-    while count_photos(db) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
+    process = start_index(tmp_path, "--batch-size", "2", "--workers", "1", lib,
+                          stderr=subprocess.PIPE)
+    wait_until_written(process, 2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
@@ -113,17 +105,14 @@ def run_processes(marker):
 def test_sigkill_of_the_main_process_leaves_no_worker_and_no_lock(tmp_path):
     lib = copy_photos(PHOTOS, tmp_path / "lib-sigkill")
     db = tmp_path / "db" / "index.db"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "phototag", "index", "--batch-size", "1", "--workers", "1", str(lib)],
-        env=phototag_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while count_photos(db) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
-    assert len(run_processes(str(lib))) >= 2  # the run and its decode worker
+    process = start_index(tmp_path, "--batch-size", "1", "--workers", "1", lib,
+                          stderr=subprocess.DEVNULL)
+    wait_until_written(process, 2)
+    workers = [pid for pid in run_processes(str(lib)) if pid != process.pid]
+    assert workers  # the run's decode worker
     process.send_signal(signal.SIGKILL)  # the main process alone, as the OOM killer does
     process.wait()
-    time.sleep(5)
+    wait_until_gone(workers)
     assert run_processes(str(lib)) == []
     rerun = run_phototag(tmp_path, "index", lib)
     assert "another index run" not in rerun.stderr
@@ -174,17 +163,11 @@ def test_an_interrupted_reprocess_resumes_where_it_stopped(tmp_path):
     lib = copy_photos(PHOTOS, tmp_path / "lib")
     db = tmp_path / "db" / "index.db"
     run_phototag(tmp_path, "index", "--faces-only", lib)
-    stamps = dict(db_rows(db, "SELECT path, indexed_at FROM photos"))
-    time.sleep(1.1)  # indexed_at has a resolution of one second
-    process = subprocess.Popen(
-        [sys.executable, "-m", "phototag", "index", "--faces-only", "--reprocess", "--batch-size", "2",
-         "--workers", "0", str(lib)],
-        env=phototag_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 300
+    stamps = dict(db_rows(db, "SELECT path, indexed_at FROM photos"))  # microseconds
+    process = start_index(tmp_path, "--faces-only", "--reprocess", "--batch-size", "2",
+                          "--workers", "0", lib, stderr=subprocess.PIPE)
     redone = lambda: sum(1 for p, s in db_rows(db, "SELECT path, indexed_at FROM photos") if s != stamps[p])  # noqa: E731
-    while redone() < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
+    wait_until_written(process, 2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130

@@ -17,33 +17,29 @@ UTKFACE = SHARED / "data" / "age" / "utkface_200"
 
 
 def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
+    """What any shipped file must be; what this one is (its backbones, zoom, history) is
+    weights/README.md's and promote.py's to check, so that a retrain changes no test."""
     entry = weights.read_manifest()[SHIPPED.name]
     assert SHIPPED.stat().st_size == entry.size <= 30 * 2**20
     assert weights.sha256_of(SHIPPED) == entry.sha256
     config, info = read_metadata(SHIPPED)
-    assert config.kind == "gated"
-    assert (config.face_backbone, config.context_backbone) == ("mobilenetv2", "facemesh")
-    assert config.test_flip and config.face_backbone_per_task  # emotion's face backbone is its own
-    # Emotion also reads each face's centre enlarged 1.2 times, a setting recorded beside the training.
-    assert config.emotion_zooms == (1.2,)
-    assert [c["emotion_zooms"] for c in info.get("configured", [])] == [[1.2]]
-    # Trained with class-balancing loss weights: the answers add back each class's share.
-    shares = dict(config.class_shares)
-    assert set(shares) == {"emotion", "age"}
-    assert all(abs(sum(values) - 1) < 1e-3 for values in shares.values())
-    assert max(shares["emotion"]) == shares["emotion"][config.emotions.index("smile")]
-    stages = [h["stage"] for h in info["history"]]
-    assert info["epochs"] >= 3 and {"face", "context", "gate"} <= set(stages)
-    assert "--init" in info["command"]  # on top of the earlier stages
-    # The whole chain is recorded: the face, context and gate stages at least, each a command.
-    assert len(info["earlier_commands"]) >= 2
-    assert all(command.startswith(("phototag train", "python weights/join_face_branches.py"))
-               for command in info["earlier_commands"])
-    assert info["pretrained"] == ["face: mobilenetv2 (mobilenet_v2_1.0_224_quant.tflite)",
-                                  "context: facemesh (facemesh_landmark.pth)"]
+    assert config.kind == "gated"  # the design's model, whatever its backbones
+    assert info["epochs"] >= 1  # trained: an index run refuses a file that is not
+    # How it was made is recorded whole (weights/promote.py refuses a candidate that is not).
+    promote = load_promote()
+    assert promote.record_problems(SHIPPED) == []
     with safe_open(str(SHIPPED), framework="pt") as f:
         dtypes = {str(f.get_slice(name).get_dtype()) for name in f.keys()}
     assert dtypes <= {"F16", "I64"}
+
+
+def load_promote():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("promote", ROOT / "weights" / "promote.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def held_out_babies():

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 from phototag.runlock import RunLock
 
@@ -33,9 +32,10 @@ def test_wait_runs_once_the_other_run_finishes(tmp_path, db_path):
         [sys.executable, "-m", "phototag", "index", "--wait", str(lib)],
         env=phototag_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(3)
-    assert waiting.poll() is None  # still waiting for the lock
+    said = waiting.stderr.readline()  # the run says it waits, then waits
+    assert "waiting for" in said and waiting.poll() is None
+    assert not db_path.exists()  # nothing done while it waits
     holder.release()
     _, stderr = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, stderr
-    assert "waiting for" in stderr and "1 indexed" in stderr
+    assert "1 indexed" in stderr

@@ -4,14 +4,12 @@ run on one machine gives, and a killed actor costs nothing but time."""
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import PHOTOS, db_rows, needs_shared, needs_tool, phototag_env, run_phototag
+from conftest import (PHOTOS, db_rows, needs_shared, needs_tool, phototag_env, run_phototag,
+                      start_index, wait_until_written)
 
 try:
     import ray
@@ -30,7 +28,7 @@ FACES = ("SELECT p.path, f.x1, f.y1, f.x2, f.y2, f.emotion, f.age_group FROM fac
 # face is tagged on both sides, and the rest (31 photos, one to 72 faces) shows the same.
 CROWDS = {"ultralight__17.jpg", "ultralight__25.jpg", "wider_val__0_Parade_marchingband_1_765.jpg",
           "s3fd__test2.jpg", "ultralight__27.jpg", "ultralight__26.jpg"}
-PHOTOS_IN_LIBRARY = 37 - len(CROWDS)
+PHOTOS_IN_LIBRARY = len(list((PHOTOS / "people").iterdir())) - len(CROWDS)
 
 
 @pytest.fixture(scope="module")
@@ -79,20 +77,12 @@ def _pids_of(text):
 def test_a_killed_actor_is_replaced_and_every_photo_is_done_once(tmp_path, people):
     library, single = people
     db = tmp_path / "db" / "index.db"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "phototag", "index", "--faces-only", "--batch-size", "2", "--ray",
-         "local", str(library)],
-        env=phototag_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = start_index(tmp_path, "--faces-only", "--batch-size", "2", "--ray", "local", library,
+                      stderr=subprocess.PIPE)
     killed = None
-    deadline = time.monotonic() + 300
-    while killed is None and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-        try:
-            written = db_rows(db, "SELECT count(*) FROM photos")[0][0]
-        except sqlite3.Error:  # not created yet
-            continue
+    if wait_until_written(run, 1):  # mid-run: some batches are in, more are on their way
         actors = _pids_of("DetectFaces")
-        if written and actors:  # mid-run: some batches are in, more are on their way
+        if actors:
             killed = actors[0]
             os.kill(killed, signal.SIGKILL)
     _, stderr = run.communicate(timeout=600)

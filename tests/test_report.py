@@ -282,3 +282,45 @@ def test_the_report_counts_the_photos_it_shows(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path / "r.html"), "--db", str(db)])
     assert result.exit_code == 0
     assert "1 photos in" in result.output and "1 found in the index could not be read" in result.output
+
+
+@needs_shared
+@needs_browser
+def test_a_report_of_a_person_or_an_emotion_shows_those_faces_only_and_the_people(browser, tmp_path):
+    from click.testing import CliRunner
+
+    from phototag.weights import default_attribute_weights
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    shutil.copy(PHOTOS / "mwg_regions" / "photo.jpg", library / "curies.jpg")  # named regions
+    for n in (1, 2):
+        with Image.open(PHOTOS / "mwg_regions" / "photo.jpg") as image:  # the same two, unnamed
+            image.convert("RGB").resize((760 - 60 * n, 633 - 50 * n)).save(library / f"copy{n}.jpg")
+    shutil.copy(PHOTOS / "people" / "serengil__couple.jpg", library / "couple.jpg")
+    db = tmp_path / "index.db"
+    index_in_process(db, [library], attributes=str(default_attribute_weights()))
+    page_file = tmp_path / "marie.html"
+    result = CliRunner().invoke(main, ["report", str(page_file), "--db", str(db), "--person", "marie curie"])
+    assert result.exit_code == 0 and "3 photos in" in result.output, result.output
+    page = open_page(browser, page_file, 1200, 900)
+    assert page.locator("#person").input_value().casefold() == "marie curie"
+    assert page.locator("#count").text_content() == "3 photos, 3 faces"
+    assert page.locator(".card .face").count() == 3  # Pierre's face is not drawn
+    people = page.locator("#people .person")
+    assert people.count() >= 2 and "Marie Curie" in people.first.text_content() + people.nth(1).text_content()
+    unnamed = page.locator("#people .person code")
+    assert all(text.startswith("phototag people name ") for text in unnamed.all_text_contents())
+    page.screenshot(path=str(ARTIFACTS / "report-person.png"))
+    page.close()
+
+    emotion, = db_rows(db, "SELECT emotion FROM faces WHERE emotion IS NOT NULL GROUP BY emotion "
+                           "ORDER BY count(*) DESC LIMIT 1")[0]
+    page_file = tmp_path / "emotion.html"
+    assert CliRunner().invoke(main, ["report", str(page_file), "--db", str(db), "--emotion", emotion]).exit_code == 0
+    page = open_page(browser, page_file, 1200, 900)
+    assert page.locator("#emotion").input_value() == emotion
+    faces = db_rows(db, "SELECT count(*) FROM faces WHERE emotion = ?", (emotion,))[0][0]
+    assert page.locator("#count").text_content().endswith(f", {faces} faces")
+    assert page.locator(".card .face").count() == faces
+    page.close()

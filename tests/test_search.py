@@ -281,7 +281,7 @@ def test_clear_errors_for_a_bad_device_a_bad_model_file_and_a_missing_folder(tmp
     bogus = tmp_path / "model.safetensors"
     bogus.write_text("not weights")
     model = run_phototag(tmp_path, "index", "--model", bogus, lib, check=False)
-    assert model.returncode == 1 and "not a safetensors weights file" in model.stderr
+    assert model.returncode == 1 and "not a phototag emotion/age weights file" in model.stderr
     assert "Traceback" not in model.stderr
     report = run_phototag(tmp_path, "report", tmp_path / "nowhere" / "r.html", "--db", index, check=False)
     assert report.returncode == 1 and "cannot write" in report.stderr and "Traceback" not in report.stderr

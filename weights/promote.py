@@ -41,6 +41,27 @@ def score(weights):
     return {"emotion": emotion, "age": age, "groups": groups, "mean": (emotion + age) / 2}
 
 
+def record_problems(path):
+    """What is missing from a candidate's record of how it was made (an index run needs none
+    of it, but a shipped file must say how to make it again): [] when complete."""
+    sys.path.insert(0, str(ROOT))
+    from phototag.vision.weightsfile import read_metadata
+
+    config, info = read_metadata(path)
+    problems = []
+    stages = {h["stage"] for h in info.get("history", [])}
+    if not info.get("epochs") or not {"face", "context", "gate"} <= stages:
+        problems.append(f"trained stages {sorted(stages)}: the face, context and gate stages all belong in it")
+    commands = info.get("earlier_commands", []) + [info.get("command", "")]
+    if not all(c.startswith(("phototag train", "python weights/")) for c in commands if c):
+        problems.append("a command of its making is not `phototag train` or a weights/ script")
+    if config.kind == "gated" and not info.get("pretrained"):
+        problems.append("no pretrained start recorded")
+    if config.class_shares and any(abs(sum(v) - 1) > 1e-3 for _, v in config.class_shares):
+        problems.append("class shares that do not sum to 1")
+    return problems
+
+
 def ship(candidate, shipped, manifest=ROOT / "weights" / "manifest"):
     """Copy the candidate over SHIPPED; where SHIPPED is in the manifest's folder, rewrite its
     line there with the new sha256 and size. A file elsewhere (a copy to compare against) has no
@@ -58,6 +79,10 @@ def ship(candidate, shipped, manifest=ROOT / "weights" / "manifest"):
 
 def main(candidate, shipped=ROOT / "weights" / "phototag-cpu.safetensors"):
     candidate, shipped = Path(candidate), Path(shipped)
+    problems = record_problems(candidate)
+    if problems:
+        print(f"kept the shipped weights: {candidate}'s record is incomplete: " + "; ".join(problems))
+        return 1
     new = score(candidate)
     old = score(shipped) if shipped.is_file() else None
     def line(scores):

@@ -63,6 +63,7 @@ class DecodedPhoto:
     error: str = None
     orientation_source: str = None  # "sidecar" when the orientation came from an XMP sidecar
     named_regions: list = None  # (name, upright box) of the faces its XMP names (regions.py)
+    sidecar_mtime_ns: int = None  # of the XMP sidecar read with it
 
     @property
     def scale(self):
@@ -205,6 +206,24 @@ def decode_bytes(data, max_size, suffix="", fallback_orientation=None):
     return Decoded(np.array(image), width, height, orientation, metadata, source, xmp)
 
 
+def xmp_of(path):
+    """The XMP packet a photo file carries, read without decoding its pixels (None if none, or
+    if the file cannot be opened)."""
+    try:
+        with Image.open(path) as image:
+            return _xmp_packet(image)
+    except Exception:  # noqa: BLE001 - a photo we cannot open has no names to give
+        return None
+
+
+def named_regions_of(path, orientation, width, height):
+    """The named face regions of an indexed photo, from its own XMP and its sidecar, and the
+    sidecar's modification time: (regions, mtime or None)."""
+    sidecar, sidecar_path = read_sidecar(path)
+    mtime = os.stat(sidecar_path).st_mtime_ns if sidecar_path else None
+    return named_regions([xmp_of(path), sidecar], orientation or 1, width, height), mtime
+
+
 def load(entry, max_size):
     """Read, hash and decode one photo. Never raises: failures come back as ``error``."""
     photo = DecodedPhoto(path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
@@ -216,7 +235,12 @@ def load(entry, max_size):
         photo.size, photo.mtime_ns = st.st_size, st.st_mtime_ns
         photo.hash = sha256_hex(data)
         suffix = os.path.splitext(entry.path)[1]
-        sidecar, _ = read_sidecar(entry.path)
+        sidecar, sidecar_path = read_sidecar(entry.path)
+        if sidecar_path is not None:
+            try:
+                photo.sidecar_mtime_ns = os.stat(sidecar_path).st_mtime_ns
+            except OSError:
+                pass
         decoded = decode_bytes(data, max_size, suffix, orientation_in(sidecar))
         photo.pixels, photo.width, photo.height = decoded.pixels, decoded.width, decoded.height
         photo.metadata, photo.orientation_source = decoded.metadata, decoded.orientation_source

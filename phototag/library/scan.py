@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from ..files import file_sha256
 from .formats import wanted_extensions
+from .sidecar import sidecars_of
 
 
 # Named tuples, not dataclasses: a no-change rerun makes one of each per photo in the library,
@@ -24,6 +25,18 @@ class FileEntry(NamedTuple):
     size: int
     mtime_ns: int
     error: str = None
+    sidecar_mtime_ns: int = None  # its XMP sidecar's (``sidecar.sidecars_of``), if it has one
+
+
+def sidecar_mtime(photo_path, stat_of):
+    """The modification time of the sidecar decoding reads for ``photo_path`` (the first of
+    ``sidecars_of`` there is), or None; ``stat_of(path)`` stats a candidate or raises OSError."""
+    for candidate in sidecars_of(photo_path):
+        try:
+            return stat_of(candidate).st_mtime_ns
+        except OSError:
+            continue
+    return None
 
 
 @dataclass
@@ -46,6 +59,9 @@ class Plan:
     reprocessed: int = 0  # unchanged, redone because --reprocess asked
     retried: int = 0  # unchanged failures, tried again because --retry-errors asked
     skipped_present: int = 0  # indexed files the walk skipped that are still on disk (hidden)
+    # (indexed row, FileEntry): unchanged photos whose XMP sidecar appeared, changed or went:
+    # the names in their face regions are read again (no model runs)
+    sidecars: list = field(default_factory=list)
 
 
 content_hash = file_sha256  # a photo's identity in the index: the sha256 of its bytes
@@ -93,7 +109,7 @@ def walk(roots, include_hidden=False, extensions=None):
                 return
             result.files.append(FileEntry(path, 0, st.st_mtime_ns, _link_error(path)))
             return
-        result.files.append(_file_entry(path, st))
+        result.files.append(_file_entry(path, st)._replace(sidecar_mtime_ns=sidecar_mtime(path, os.stat)))
 
     def visit_dir(path):
         try:
@@ -108,11 +124,16 @@ def walk(roots, include_hidden=False, extensions=None):
             result.unreadable_dirs.append((path, exc.strerror or str(exc)))
             return
         subdirs = []
+        sidecars = {}
+        first = len(files)
         for entry in entries:
             name = entry.name
             if not include_hidden and name[0] == ".":
                 continue
             dot = name.rfind(".")
+            if dot > 0 and name[dot:].lower() == ".xmp":
+                sidecars[entry.path] = entry
+                continue
             if dot > 0 and name[dot:].lower() in extensions:
                 # A photo by its name: one stat (following links) says file or folder.
                 try:
@@ -121,7 +142,7 @@ def walk(roots, include_hidden=False, extensions=None):
                     visit_file(entry.path)  # a link that cannot be followed: say why
                     continue
                 if S_ISREG(st.st_mode):
-                    files.append(new_entry(FileEntry, (entry.path, st.st_size, st.st_mtime_ns, None)))
+                    files.append(new_entry(FileEntry, (entry.path, st.st_size, st.st_mtime_ns, None, None)))
                 elif S_ISDIR(st.st_mode):
                     subdirs.append(entry.path)
                 else:
@@ -132,6 +153,16 @@ def walk(roots, include_hidden=False, extensions=None):
                     subdirs.append(entry.path)
             except OSError:
                 pass
+        if sidecars:  # a photo's sidecar changing is news: names in its face regions
+            def stat_of(candidate):
+                if candidate not in sidecars:
+                    raise FileNotFoundError(candidate)
+                return sidecars[candidate].stat()
+
+            for k in range(first, len(files)):
+                mtime = sidecar_mtime(files[k].path, stat_of)
+                if mtime is not None:
+                    files[k] = files[k]._replace(sidecar_mtime_ns=mtime)
         for sub in subdirs:
             visit_dir(sub)
 
@@ -150,7 +181,7 @@ def fingerprint(walked):
     """A digest of everything ``plan`` reads from a walk: the same digest over an unchanged
     index means there is nothing to do. Taken in walk order: a folder listed in another order
     only costs one full comparison, never a wrong answer."""
-    rows = "\n".join([f"{p}\t{s}\t{m}\t{e}" for p, s, m, e in walked.files])
+    rows = "\n".join([f"{p}\t{s}\t{m}\t{e}\t{x}" for p, s, m, e, x in walked.files])
     shadowed = "\n".join(f"{d}\t{reason}" for d, reason in sorted(walked.unreadable_dirs))
     digest = hashlib.sha1(rows.encode("utf-8", "surrogateescape"))
     digest.update(b"\0" + shadowed.encode("utf-8", "surrogateescape"))
@@ -185,6 +216,8 @@ def plan(walked, indexed, roots, reprocess=False, retry_errors=False, hash_file=
         again = reprocess and row.id not in redone
         if same and not again and (row.status == "done" or not retry_errors):
             result.unchanged += 1
+            if row.status == "done" and row.sidecar_mtime_ns != entry.sidecar_mtime_ns:
+                result.sidecars.append((row, entry))
         elif same and again:
             result.reprocessed += 1
             result.todo.append(entry)

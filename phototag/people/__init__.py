@@ -19,6 +19,7 @@ The distances were chosen on the shared identity-labelled faces (docs/people.md,
 
 import numpy as np
 
+from ..boxes import box_iou
 from ..store import people_rows
 from ..store.records import now
 from . import grouping
@@ -52,8 +53,6 @@ def apply_verdicts(conn):
     excluded = {}
     # XMP first, then the user, each in the order given: the later word wins.
     for verdict in sorted(verdicts, key=lambda v: (v["source"] != "xmp", v["id"])):
-        from ..boxes import box_iou
-
         candidates = faces.get(verdict["photo_id"], [])
         scored = [(box_iou(verdict["box"], f["box"]), f) for f in candidates]
         scored = [pair for pair in scored if pair[0] >= 0.5]

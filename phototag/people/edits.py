@@ -2,6 +2,7 @@
 the user's word (names on ``people``, single faces as verdicts) and so survives every
 re-index, move, ``--reprocess`` and new weights."""
 
+from ..boxes import box_iou
 from ..store import people_rows
 from ..store.records import now
 
@@ -92,8 +93,6 @@ def remove(writer, face_ids):
 
 def _drop_is_verdicts(conn, face):
     """The verdicts that put ``face`` into its person (they would put it back)."""
-    from ..boxes import box_iou
-
     rows = conn.execute(
         "SELECT id, x1, y1, x2, y2 FROM face_verdicts WHERE person_id = ? AND verdict = 'is' "
         "AND (photo_hash = ? OR path = ?)",

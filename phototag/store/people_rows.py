@@ -51,6 +51,15 @@ def record_named_regions(conn, record, stamp):
                                          "embedding": None}, "xmp", name=name, stamp=stamp)
     gone = [e[0] for e in earlier if e[0] not in kept]
     conn.executemany("DELETE FROM face_verdicts WHERE id = ?", [(i,) for i in gone])
+    # A face a region named, whose region is gone: its name goes with it (the machine may
+    # place the face again, as any other).
+    named = [row[0:4] for row in conn.execute(
+        "SELECT x1, y1, x2, y2 FROM face_verdicts WHERE source = 'xmp' AND path = ?", (path,))]
+    for face_id, *box in conn.execute(
+            "SELECT f.id, f.x1, f.y1, f.x2, f.y2 FROM faces f JOIN photos p ON p.id = f.photo_id "
+            "WHERE p.path = ? AND f.person_by = 'xmp'", (path,)).fetchall():
+        if not any(box_iou(box, region) >= 0.5 for region in named):
+            place(conn, [face_id], None, None)
 
 
 FACE_FIELDS = ("f.id", "f.photo_id", "f.x1", "f.y1", "f.x2", "f.y2", "f.person_id", "f.person_by",
@@ -108,8 +117,9 @@ def place(conn, face_ids, person_id, by):
 
 
 def drop_empty_people(conn):
-    """People with no face, no name and no verdict: what the machine made and unmade."""
+    """People with no face and no verdict whom no user named: what the machine (or a face
+    region since changed) made and unmade."""
     conn.execute(
-        "DELETE FROM people WHERE name IS NULL "
+        "DELETE FROM people WHERE (name IS NULL OR named_by = 'xmp') "
         "AND NOT EXISTS (SELECT 1 FROM faces WHERE person_id = people.id) "
         "AND NOT EXISTS (SELECT 1 FROM face_verdicts WHERE person_id = people.id)")

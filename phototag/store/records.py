@@ -9,7 +9,7 @@ from typing import NamedTuple
 PHOTO_COLUMNS = (
     "path", "size", "mtime_ns", "hash", "width", "height", "orientation", "taken_at", "camera",
     "lat", "lon", "status", "error", "n_faces", "model", "indexed_at", "orientation_source",
-    "settings", "identity",
+    "settings", "identity", "sidecar_mtime_ns",
 )
 # What the models say of a face; its person (person_id, person_by) is the people stage's.
 FACE_COLUMNS = (
@@ -29,6 +29,7 @@ class IndexedFile(NamedTuple):
     hash: str
     status: str
     model: str
+    sidecar_mtime_ns: int = None
 
 
 def now():
@@ -97,6 +98,7 @@ class PhotoRecord:
     orientation_source: str = None
     settings: str = None  # the detection and tagging settings that made the faces (IndexOptions)
     identity: str = None  # the identity network that embedded the faces, None: not embedded
+    sidecar_mtime_ns: int = None  # the XMP sidecar read with it, when it had one
     faces: list = field(default_factory=list)
     # (name, box in pixels of the upright photo) of each face region the photo's XMP names;
     # None: not read (a copy, an error)

@@ -118,6 +118,8 @@ MIGRATIONS = {
         # reused only under the same settings, and photos indexed before people are embedded.
         "ALTER TABLE photos ADD COLUMN settings TEXT",
         "ALTER TABLE photos ADD COLUMN identity TEXT",
+        # The sidecar read with the photo: a changed one is read again for names.
+        "ALTER TABLE photos ADD COLUMN sidecar_mtime_ns INTEGER",
     ],
 }
 

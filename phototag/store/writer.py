@@ -45,13 +45,14 @@ class Writer:
     def indexed_files(self):
         """Every photo row as an IndexedFile, by path; ``hash`` and ``model`` are left out
         (None): a rerun compares sizes and times, and asks ``hashes`` only for vanished photos."""
-        rows = self.conn.execute("SELECT id, path, size, mtime_ns, status FROM photos").fetchall()
+        rows = self.conn.execute(
+            "SELECT id, path, size, mtime_ns, status, sidecar_mtime_ns FROM photos").fetchall()
         make = tuple.__new__
         files = {}
-        for id_, path, size, mtime_ns, status in rows:
+        for id_, path, size, mtime_ns, status, sidecar in rows:
             if type(path) is bytes:  # a name that is not UTF-8
                 path = path_from_db(path)
-            files[path] = make(IndexedFile, (id_, path, size, mtime_ns, None, status, None))
+            files[path] = make(IndexedFile, (id_, path, size, mtime_ns, None, status, None, sidecar))
         return files
 
     def hashes(self, ids):
@@ -143,6 +144,24 @@ class Writer:
             photos.append((IndexedFile(id_, path_from_db(path), size, mtime_ns, digest, "done", None),
                            faces))
         return photos
+
+    def reread_names(self, photo_id, named_regions, sidecar_mtime_ns):
+        """A photo whose sidecar changed: the names its face regions give now, as verdicts."""
+        from .records import PhotoRecord
+
+        path, digest, size, mtime_ns = self.conn.execute(
+            "SELECT path, hash, size, mtime_ns FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        record = PhotoRecord(path_from_db(path), size, mtime_ns, "done", hash=digest,
+                             named_regions=named_regions)
+        with self.transaction():
+            people_rows.record_named_regions(self.conn, record, now())
+            self.conn.execute("UPDATE photos SET sidecar_mtime_ns = ? WHERE id = ?",
+                              (sidecar_mtime_ns, photo_id))
+
+    def photo_frame(self, photo_id):
+        """(orientation, upright width, height) the index records for a photo."""
+        return self.conn.execute("SELECT orientation, width, height FROM photos WHERE id = ?",
+                                 (photo_id,)).fetchone()
 
     def write_embeddings(self, photo_id, identity, faces):
         """The identity of one photo's faces: ``faces`` [(face id, embedding, sharpness)]."""
