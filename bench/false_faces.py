@@ -27,10 +27,12 @@ def detected(detector, paths, min_side):
 
     faces, total = [], 0
     for path in paths:
-        pixels = decode_bytes(path.read_bytes(), 1600, path.suffix).pixels
+        decoded = decode_bytes(path.read_bytes(), 1600, path.suffix)
+        pixels = decoded.pixels
         found = detector.detect([pixels], 0.6)[0]
         total += len(found)
-        sides = (found.boxes[:, 2:] - found.boxes[:, :2]).min(1)
+        # sides in pixels of the photo itself, as --min-person-face measures them
+        sides = (found.boxes[:, 2:] - found.boxes[:, :2]).min(1) * decoded.width / pixels.shape[1]
         keep = np.flatnonzero(sides >= min_side)
         if len(keep):
             crops = aligned_faces(pixels, found.landmarks[keep])

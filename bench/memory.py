@@ -1,6 +1,7 @@
 """Peak memory of `phototag index`: it must not grow with the library.
 
     python -m bench memory [--small 1000] [--large 10000] [--keep DIR]
+    python -m bench memory --folder ../shared/data/photos/people     (one real library)
 
 Runs the real CLI (default batch size and workers) and samples the proportional resident memory
 (PSS) of its whole process tree (main process and decoding workers) every 20 ms. Libraries: --small and --large
@@ -89,9 +90,18 @@ def main(argv=None):
     parser.add_argument("--keep", help="folder for the generated libraries (reused)")
     parser.add_argument("--faces-only", action="store_true",
                         help="run `index --faces-only` (no emotion/age model)")
+    parser.add_argument("--folder", help="only index this folder, into a fresh index")
     args = parser.parse_args(argv)
     work = Path(args.keep or tempfile.mkdtemp(prefix="phototag-memory-"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), PHOTOTAG_WEIGHTS=str(WEIGHTS))
+    if args.folder:
+        command = [sys.executable, "-m", "phototag", "index", "--quiet", "--db",
+                   str(work / "folder.db"), args.folder]
+        if args.faces_only:
+            command.insert(-1, "--faces-only")
+        peak, seconds, summary = peak_of(command, env)
+        print(f"{args.folder}: peak {peak / 2**20:.0f} MiB in {seconds:.0f} s ({summary})")
+        return
     results = {}
     runs = [("small", args.small, (320, 240)), ("large", args.large, (320, 240)), ("50MP", 5, (8660, 5773))]
     for name, count, size in runs:

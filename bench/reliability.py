@@ -56,7 +56,7 @@ def fitted_temperature(probs, truth):
         return loss
 
     optimiser.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def print_table(title, probs, truth, bins):

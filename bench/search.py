@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from bench.timing import best
 from phototag.labels import AGE_GROUPS, EMOTIONS
-from phototag.store import Writer, Query
+from phototag.store import Query, Reader, Writer
 
 RAW_QUERY = (
     "SELECT DISTINCT p.path FROM faces f JOIN photos p ON p.id = f.photo_id "
@@ -72,7 +72,7 @@ def main(argv=None):
                 conn.close()
 
         def phototag_query():
-            store = Writer(db, readonly=True)
+            store = Reader(db)
             try:
                 return list(store.search(Query(emotions=("smile",), age_groups=("child",), paths_only=True)))
             finally:

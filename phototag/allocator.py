@@ -15,10 +15,12 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks above it are mapped (and returned) alone
 TRIM_THRESHOLD = 1 << 30  # free memory at the top of the heap is kept up to this much
 TOP_PAD = 1 << 30  # the heap grows by this much at a time (address space, not memory used)
+INDEX_KEEP = 128 << 20  # what an index run keeps: its peak stays bounded (docs/speed.md)
 
 
-def keep_freed_memory():
-    """Returns True where the settings took effect."""
+def keep_freed_memory(keep=TRIM_THRESHOLD):
+    """Keep up to ``keep`` bytes freed at the top of the heap for the next allocations (train
+    and eval keep the default, an index run keeps less); True where it took effect."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -28,5 +30,5 @@ def keep_freed_memory():
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return all(mallopt(option, value) == 1 for option, value in (
-        (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-        (M_TOP_PAD, TOP_PAD)))
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, keep),
+        (M_TOP_PAD, min(keep, TOP_PAD))))

@@ -241,7 +241,7 @@ def _ray_address_or_path(options, paths):
 def _run_index(db, options, quiet):
     import dataclasses
 
-    from .allocator import keep_freed_memory
+    from .allocator import INDEX_KEEP, keep_freed_memory
     from .devices import SetupError
     from .pipeline import run_index
     from .store import printable_path
@@ -257,7 +257,7 @@ def _run_index(db, options, quiet):
     options = dataclasses.replace(options, attributes=attributes)
     # Decoded photos and batches are freed and allocated again photo after photo: kept for the
     # next one instead of handed back (docs/speed.md).
-    keep_freed_memory()
+    keep_freed_memory(INDEX_KEEP)
     store = open_index(db)
     stop = threading.Event()
     _install_stop_handlers(stop)

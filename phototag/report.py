@@ -365,6 +365,8 @@ def render(photos, title="phototag", thumb_size=THUMB_SIZE, people=(), photo_of=
         if image is not None:
             data.append(_photo_data(photo, image))
     names = sorted({p["name"] for p in people if p["name"]}, key=str.casefold)
+    # --person is case-insensitive; the page's filter compares the names as the index has them
+    person = next((n for n in names if n.casefold() == person.casefold()), person)
     if person and person not in names:
         names.append(person)
 

@@ -50,18 +50,25 @@ def test_face_regions_name_the_right_faces_in_every_orientation(tmp_path):
 
 
 def unnamed_copies(folder, count):
-    """The Curie photo without any metadata, turned and re-encoded: the same two people, named
-    nowhere."""
+    """The Curie photo without any metadata, made smaller, cropped, turned (its pixels stored
+    sideways with an EXIF orientation that stands them up) and re-encoded: the same two people,
+    named nowhere."""
     folder.mkdir(parents=True, exist_ok=True)
     with Image.open(REGIONS / "photo.jpg") as image:
         pixels = image.convert("RGB")
+    variants = [
+        (pixels.resize((756, 630)), None, 80),
+        (pixels.crop((120, 30, 840, 640)), None, 85),
+        (pixels.transpose(Image.Transpose.ROTATE_90), 6, 70),  # stored turned; EXIF 6 stands it up
+        (pixels.resize((630, 525)), None, 60),
+    ]
     made = []
-    for n, (turn, quality) in enumerate([(None, 80), (Image.Transpose.FLIP_LEFT_RIGHT, 85),
-                                         (None, 60), (Image.Transpose.FLIP_LEFT_RIGHT, 70)][:count]):
-        copy = pixels.transpose(turn) if turn is not None else pixels
-        copy = copy.resize((copy.width * (9 - n) // 10, copy.height * (9 - n) // 10))
+    for n, (copy, orientation, quality) in enumerate(variants[:count]):
         path = folder / f"copy{n}.jpg"
-        copy.save(path, quality=quality)
+        exif = Image.Exif()
+        if orientation:
+            exif[0x0112] = orientation
+        copy.save(path, quality=quality, exif=exif)
         made.append(path)
     return made
 

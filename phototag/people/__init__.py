@@ -7,8 +7,8 @@ After every index run (``update``) the faces that have no person yet are placed,
    keeps it out of that person for good. Verdicts live apart from face rows, so a re-index,
    a move, ``--reprocess`` or new weights do not lose them.
 2. the machine: a new face joins the person of its nearest placed face when it is close enough
-   (``ASSIGN_DISTANCE``) and that person has no other face in its photo; faces that waited are
-   tried against the faces placed since.
+   (``ASSIGN_DISTANCE``) and that person has no other face in its photo; then every face still
+   waiting is tried against the faces placed since, until none joins.
 3. the rest are grouped among themselves (single link at ``GROUP_DISTANCE``, never two faces of
    one photo together); a group of two or more faces becomes a new, unnamed person.
 
@@ -136,14 +136,18 @@ def update(writer, everything=False):
         new = waiting.ids > mark
         assigned = _assign(conn, waiting, np.flatnonzero(new), placed.vectors, placed.persons,
                            excluded, occupied)
-        # Faces that waited, against the faces placed since they were last looked at.
+        # Then, until nothing moves, every face still waiting (new or not) against the faces
+        # placed since it was last looked at: a face joins its person through a face of the
+        # same person that joined just before it, as single link would have it.
         since = placed.ids > mark
-        fresh_vectors = np.concatenate([placed.vectors[since], waiting.vectors[assigned]])
-        fresh_persons = np.concatenate([placed.persons[since], waiting.persons[assigned]])
+        base_vectors = np.concatenate([placed.vectors[since], waiting.vectors[assigned]])
+        base_persons = np.concatenate([placed.persons[since], waiting.persons[assigned]])
         del placed
-        waited = np.flatnonzero(~new & (waiting.persons < 0))
-        assigned = np.concatenate([assigned, _assign(conn, waiting, waited, fresh_vectors,
-                                                     fresh_persons, excluded, occupied)])
+        while len(base_vectors):
+            left = np.flatnonzero(waiting.persons < 0)
+            more = _assign(conn, waiting, left, base_vectors, base_persons, excluded, occupied)
+            assigned = np.concatenate([assigned, more])
+            base_vectors, base_persons = waiting.vectors[more], waiting.persons[more]
         made = _group(conn, waiting, new, now())
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (MARK, str(top)))
         people_rows.drop_empty_people(conn)

@@ -30,7 +30,7 @@ class FaceTags:
 class AttributeTagger:
     """A trained attribute model over batches of faces from many photos."""
 
-    def __init__(self, path, device="cpu", face_batch=64, allow_untrained=False, onnx=True):
+    def __init__(self, path, device="cpu", face_batch=None, allow_untrained=False, onnx=True):
         """``allow_untrained`` is for speed benchmarks only, which throw their index away.
         ``onnx``: on the CPU, the face branch's backbone runs through ONNX Runtime."""
         from ..weights import cache_dir
@@ -52,7 +52,9 @@ class AttributeTagger:
             self._face_encoder_on_onnx(path, exports)
         self.config = self.model.config
         self.id = weights_id(path)
-        self.face_batch = face_batch
+        # Faces per forward pass: on the CPU 16 keeps a crowd photo's tagging within a few
+        # hundred MB at the same speed (docs/speed.md); a GPU takes more.
+        self.face_batch = face_batch or (64 if self.device.type == "cuda" else 16)
 
     def _face_encoder_on_onnx(self, path, exports):
         """``export_face_encoder``; a backbone that does not export stays in PyTorch."""

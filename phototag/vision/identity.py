@@ -105,7 +105,7 @@ class FaceEmbedder:
         self.input = self.session.get_inputs()[0].name
         self.id = weights_id(weights_path)
 
-    def embed_aligned(self, faces, batch=64, mirror=MIRROR, lengths=False):
+    def embed_aligned(self, faces, batch=16, mirror=MIRROR, lengths=False):
         """N×3×112×112 aligned faces (0-255) → N×128 float32; with ``mirror``, each averaged
         with its mirror image's; with ``lengths``, also each answer's length before it was
         normalised (the mean of the two views' with ``mirror``)."""

@@ -96,12 +96,15 @@ def exported(model, weights_path, cache, name="retinaface-pixels", export=retina
     return data
 
 
-def session(data, threads=None, device="cpu"):
+def session(data, threads=None, device="cpu", arena=False):
     """An ONNX Runtime session for the graph ``data``; on a CUDA device where this ONNX
-    Runtime has CUDA (the onnxruntime-gpu package), there."""
+    Runtime has CUDA (the onnxruntime-gpu package), there. ``arena``: ONNX Runtime keeps the
+    memory of its largest input for the next one; without it, a crowd photo does not leave
+    hundreds of MB held for the rest of the run, for a slightly slower detector (docs/speed.md)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = arena
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     # Threads that wait by spinning take the cores from the decode workers running beside the
