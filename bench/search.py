@@ -23,10 +23,14 @@ from bench.timing import best
 from phototag.labels import AGE_GROUPS, EMOTIONS
 from phototag.store import Query, Reader, Writer
 
-RAW_QUERY = (
-    "SELECT DISTINCT p.path FROM faces f JOIN photos p ON p.id = f.photo_id "
-    "WHERE f.emotion = 'smile' AND f.age_group = 'child' AND p.status = 'done' ORDER BY p.path"
-)
+RAW_QUERIES = {
+    "path": "SELECT DISTINCT p.path FROM faces f JOIN photos p ON p.id = f.photo_id "
+            "WHERE f.emotion = 'smile' AND f.age_group = 'child' AND p.status = 'done' ORDER BY p.path",
+    # search's default when a tag is asked: best first (the two scores together)
+    "confidence": "SELECT p.path, max(f.emotion_score * f.age_score) AS best FROM faces f "
+                  "JOIN photos p ON p.id = f.photo_id WHERE f.emotion = 'smile' AND "
+                  "f.age_group = 'child' AND p.status = 'done' GROUP BY p.id ORDER BY best DESC, p.path",
+}
 
 
 def build(path, faces, photos):
@@ -64,40 +68,43 @@ def main(argv=None):
         build(db, args.faces, photos)
         print(f"index: {args.faces:,} faces in {photos:,} photos, built in {time.perf_counter() - started:.0f} s")
 
-        def raw():
-            conn = sqlite3.connect(db)
-            try:
-                return [row[0] for row in conn.execute(RAW_QUERY)]
-            finally:
-                conn.close()
-
-        def phototag_query():
-            store = Reader(db)
-            try:
-                return list(store.search(Query(emotions=("smile",), age_groups=("child",), paths_only=True)))
-            finally:
-                store.close()
-
         env = dict(os.environ, PHOTOTAG_DB=db, PYTHONPATH=str(ROOT))
-        cli_command = [sys.executable, "-m", "phototag", "search", "--emotion", "smile", "--age", "child",
-                       "--format", "paths"]
-
-        def cli():
-            return subprocess.run(cli_command, env=env, capture_output=True, text=True, check=True).stdout
-
-        raw_s, raw_paths = best(raw, 5)
-        ours_s, our_paths = best(phototag_query, 5)
-        cli_s, cli_out = best(cli, 5)
         start_s, _ = best(lambda: subprocess.run([sys.executable, "-m", "phototag", "--version"], env=env,
                                                  capture_output=True, check=True))
-        assert our_paths == raw_paths == cli_out.split("\n")[:-1], "the three answers differ"
-        print(f"matching photos: {len(raw_paths):,}")
-        print(f"sqlite3 module, same query:     {raw_s * 1000:7.1f} ms")
-        print(f"phototag search (library):      {ours_s * 1000:7.1f} ms")
-        print(f"phototag search (CLI, process): {cli_s * 1000:7.1f} ms")
+        for order, sql in RAW_QUERIES.items():
+            def raw():
+                conn = sqlite3.connect(db)
+                try:
+                    return [row[0] for row in conn.execute(sql)]
+                finally:
+                    conn.close()
+
+            def phototag_query():
+                store = Reader(db)
+                try:
+                    return list(store.search(Query(emotions=("smile",), age_groups=("child",),
+                                                   paths_only=True, sort=order)))
+                finally:
+                    store.close()
+
+            cli_command = [sys.executable, "-m", "phototag", "search", "--emotion", "smile", "--age",
+                           "child", "--format", "paths", "--sort", order]
+
+            def cli():
+                return subprocess.run(cli_command, env=env, capture_output=True, text=True,
+                                      check=True).stdout
+
+            raw_s, raw_paths = best(raw, 5)
+            ours_s, our_paths = best(phototag_query, 5)
+            cli_s, cli_out = best(cli, 5)
+            assert our_paths == raw_paths == cli_out.split("\n")[:-1], "the three answers differ"
+            print(f"--sort {order}: matching photos: {len(raw_paths):,}")
+            print(f"  sqlite3 module, same query:     {raw_s * 1000:7.1f} ms")
+            print(f"  phototag search (library):      {ours_s * 1000:7.1f} ms")
+            print(f"  phototag search (CLI, process): {cli_s * 1000:7.1f} ms")
+            print(f"  ratio library / sqlite3: {ours_s / raw_s:.2f}; "
+                  f"CLI - start-up / sqlite3: {(cli_s - start_s) / raw_s:.2f}")
         print(f"phototag CLI start-up (--version): {start_s * 1000:7.1f} ms")
-        print(f"ratio library / sqlite3: {ours_s / raw_s:.2f}")
-        print(f"ratio CLI - start-up / sqlite3: {(cli_s - start_s) / raw_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -250,13 +250,18 @@ class Query:
         condition = " AND ".join(where)
         confidence = self.confidence()
         if self.paths_only:
-            # A photo ranks by its best face (with ``every``, by its least sure one).
-            best = ("best DESC, p.path" if not self.every else f"{confidence} DESC, p.path")
-            order = {"confidence": best, "date": "p.taken_at IS NULL, p.taken_at DESC, p.path",
-                     "path": "p.path"}[self.order]
-            score = "1.0" if self.every else confidence
-            sql = (f"SELECT p.path, max({score}) AS best FROM faces f "
-                   f"JOIN photos p ON p.id = f.photo_id WHERE {condition} GROUP BY p.id ORDER BY {order}")
+            date = "p.taken_at IS NULL, p.taken_at DESC, p.path"
+            if self.order == "confidence" and not self.every:
+                # A photo ranks by its best face.
+                sql = (f"SELECT p.path, max({confidence}) AS best FROM faces f "
+                       f"JOIN photos p ON p.id = f.photo_id WHERE {condition} GROUP BY p.id "
+                       "ORDER BY best DESC, p.path")
+            else:
+                # The photos of the matching faces, by the index on faces (no grouping).
+                order = {"confidence": f"{confidence} DESC, p.path", "date": date,
+                         "path": "p.path"}[self.order]
+                sql = ("SELECT p.path FROM photos p WHERE p.id IN (SELECT f.photo_id FROM faces f "
+                       f"JOIN photos p ON p.id = f.photo_id WHERE {condition}) ORDER BY {order}")
         else:
             order = {"confidence": f"{confidence} DESC, p.path, f.idx",
                      "date": "p.taken_at IS NULL, p.taken_at DESC, p.path, f.idx",
