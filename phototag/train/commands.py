@@ -363,7 +363,8 @@ def evaluate_command(weights_file, data, task, held_out, branches, face_size_tes
         return
     for task_name, entry in results.items():
         click.echo(f"{task_name}: {entry['samples']} faces, accuracy {entry['accuracy']:.1%}, "
-                   f"macro-F1 {entry['macro_f1']:.3f}"
+                   f"macro-F1 {entry['macro_f1']:.3f}, calibration error "
+                   f"{entry['calibration_error']:.3f}"
                    + (f", five original emotions {entry['accuracy_five']:.1%}"
                       if entry.get("accuracy_five") is not None else ""))
         if entry.get("accuracy_within_one") is not None:

@@ -72,6 +72,10 @@ def evaluate(model, crops, device="cpu", branches=False, batch_size=128, face_pi
     five_hits, five_seen = {}, {}
     neutral = config.emotions.index("neutral") if "neutral" in config.emotions else None
     gate_sums, gate_counts = {}, {}
+    # Per task and score bin (tenths): faces, sum of the scores, faces right. A score is the
+    # probability of the answer an index run stores; the gap between score and accuracy, bin by
+    # bin, weighted by faces, is the expected calibration error.
+    calibration = {task: torch.zeros(3, 10, dtype=torch.float64) for task in classes}
     for face, context, gate, emotion, age, _ in batches(crops, np.arange(len(crops)), batch_size,
                                                         config.face_size):
         face, context, gate = face.to(device), context.to(device), gate.to(device)
@@ -94,6 +98,12 @@ def evaluate(model, crops, device="cpu", branches=False, batch_size=128, face_pi
                 predicted = logits[task].cpu()[known].argmax(1)
                 confusions[(mode, task)].index_put_((target[known], predicted),
                                                     torch.ones_like(predicted), accumulate=True)
+                if mode == "model":
+                    score = logits[task].cpu()[known].float().softmax(1).max(1).values.double()
+                    bins = (score * 10).long().clamp(max=9)
+                    right = (predicted == target[known]).double()
+                    for row, values in enumerate((torch.ones_like(score), score, right)):
+                        calibration[task][row].index_add_(0, bins, values)
                 if task == "emotion" and neutral is not None:
                     five = known & (target != neutral)
                     restricted = logits[task].cpu()[five].clone()
@@ -105,6 +115,8 @@ def evaluate(model, crops, device="cpu", branches=False, batch_size=128, face_pi
         if confusions[("model", task)].sum() == 0:
             continue
         entry = metrics(confusions[("model", task)], classes[task])
+        faces, scores, rights = calibration[task]
+        entry["calibration_error"] = float((scores - rights).abs().sum() / faces.sum().clamp(min=1))
         if task == "emotion" and five_seen.get("model"):
             entry["accuracy_five"] = five_hits["model"] / five_seen["model"]
             if len(modes) > 1:
