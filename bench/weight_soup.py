@@ -1,5 +1,5 @@
 """A "model soup": one weights file whose tensors are the mean of several files fine-tuned from
-the same start (same configuration), to score with `weights/promote.py OUT SHIPPED_COPY`.
+the same start (same configuration), to score with `weights/scripts/promote.py OUT SHIPPED_COPY`.
 
     python -m bench weight_soup OUT.safetensors WEIGHTS WEIGHTS [WEIGHTS ...]
 

@@ -25,7 +25,7 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
     config, info = read_metadata(SHIPPED)
     assert config.kind == "gated"  # the design's model, whatever its backbones
     assert info["epochs"] >= 1  # trained: an index run refuses a file that is not
-    # How it was made is recorded whole (weights/promote.py refuses a candidate that is not).
+    # How it was made is recorded whole (weights/scripts/promote.py refuses a candidate that is not).
     promote = load_promote()
     assert promote.record_problems(SHIPPED) == []
     with safe_open(str(SHIPPED), framework="pt") as f:
@@ -36,7 +36,7 @@ def test_the_shipped_weights_are_listed_checked_half_precision_and_trained():
 def load_promote():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("promote", ROOT / "weights" / "promote.py")
+    spec = importlib.util.spec_from_file_location("promote", ROOT / "weights" / "scripts" / "promote.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,4 +1,4 @@
-"""weights/set_emotion_zooms.py: test-time zooms recorded in a weights file, its tensors and
+"""weights/scripts/set_emotion_zooms.py: test-time zooms recorded in a weights file, its tensors and
 training record untouched; a zoom that would not enlarge the face is refused in one line."""
 
 import dataclasses
@@ -14,7 +14,7 @@ from phototag.vision.weightsfile import load_weights, read_metadata, save_weight
 
 from conftest import ROOT
 
-SCRIPT = ROOT / "weights" / "set_emotion_zooms.py"
+SCRIPT = ROOT / "weights" / "scripts" / "set_emotion_zooms.py"
 
 
 def tensors(path):
@@ -38,7 +38,7 @@ def test_zooms_are_recorded_with_the_tensors_and_the_record_unchanged(tmp_path):
     original = read_metadata(trained)[0]
     assert original.emotion_zooms == () and config == dataclasses.replace(original, emotion_zooms=(1.2,))
     assert info["epochs"] == 3 and info["command"] == "phototag train --out trained.safetensors"
-    assert info["configured"] == [{"command": f"python weights/set_emotion_zooms.py {trained} {zoomed} "
+    assert info["configured"] == [{"command": f"python weights/scripts/set_emotion_zooms.py {trained} {zoomed} "
                                               "--zooms 1.2", "emotion_zooms": [1.2]}]
     before, after = tensors(trained), tensors(zoomed)
     assert before.keys() == after.keys()

@@ -1,4 +1,4 @@
-"""weights/promote.py's shipping step: the manifest line follows the file in weights/, and a copy
+"""weights/scripts/promote.py's shipping step: the manifest line follows the file in weights/, and a copy
 elsewhere (what a candidate is compared against during training) leaves the manifest alone."""
 
 import hashlib
@@ -8,7 +8,7 @@ from conftest import ROOT
 
 
 def load_promote():
-    spec = importlib.util.spec_from_file_location("promote", ROOT / "weights" / "promote.py")
+    spec = importlib.util.spec_from_file_location("promote", ROOT / "weights" / "scripts" / "promote.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

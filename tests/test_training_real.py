@@ -163,7 +163,7 @@ def test_a_face_backbone_per_task_from_init_trains_only_the_task_given(tmp_path,
 
 def test_joined_face_branches_train_on_and_keep_the_record_of_the_join(tmp_path, trained):
     joined = tmp_path / "joined.safetensors"
-    subprocess.run([sys.executable, ROOT / "weights" / "join_face_branches.py", "--emotion", trained,
+    subprocess.run([sys.executable, ROOT / "weights" / "scripts" / "join_face_branches.py", "--emotion", trained,
                     "--age", trained, joined], check=True, capture_output=True)
     out = tmp_path / "gated.safetensors"
     run_phototag(tmp_path, "train", "--init", joined, "--stage", "gate", "--epochs", "1",
@@ -172,7 +172,7 @@ def test_joined_face_branches_train_on_and_keep_the_record_of_the_join(tmp_path,
     config, info = read_metadata(out)
     assert config.face_backbone_per_task
     assert set(info["joined"]) == {"emotion", "age", "context"}
-    assert info["earlier_commands"][-1].startswith("python weights/join_face_branches.py")
+    assert info["earlier_commands"][-1].startswith("python weights/scripts/join_face_branches.py")
 
 
 def test_faces_only_turns_tagging_off(tmp_path):

@@ -9,15 +9,15 @@
 # epochs at peaks of 2e-4, 1.5e-4, 2e-4 and 1.5e-4, then two at 1.5e-4 with --augment light:
 # fewer faces brought to a lower resolution, which only age's small faces needed), joined
 # with the age face branch, context branch and gates of the file before
-# (weights/join_face_branches.py), and a gate epoch on top; last, emotion's answer is set to
-# the mean over each face and its centre enlarged 1.2 times (weights/set_emotion_zooms.py,
+# (weights/scripts/join_face_branches.py), and a gate epoch on top; last, emotion's answer is set to
+# the mean over each face and its centre enlarged 1.2 times (weights/scripts/set_emotion_zooms.py,
 # the tensors unchanged). Each step is resumable (rerun the
 # script after a stop and it continues from the last checkpoint). Two CPU cores: about seven hours.
 #   weights/train.sh                                        # from the pretrained starts
 #   INIT=FILE weights/train.sh   # only the last part, on top of a trained file with one face
 #                                # backbone (e.g. git show 4b0484b:weights/phototag-cpu.safetensors)
 # The result replaces weights/phototag-cpu.safetensors (and its manifest line) only when it
-# scores better on the validation data (weights/promote.py says which and why).
+# scores better on the validation data (weights/scripts/promote.py says which and why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source weights/datasets.sh
@@ -59,9 +59,9 @@ for cycle in "e 11 1e-4 3 full" "f 12 1e-4 4 full" "g 14 2e-4 6 full" "h 16 1.5e
     --augment "$augment" --out "$OUT/stage1$name-emotion.safetensors"
   emotion=$OUT/stage1$name-emotion.safetensors
 done
-python weights/join_face_branches.py --emotion "$emotion" --age "$single" \
+python weights/scripts/join_face_branches.py --emotion "$emotion" --age "$single" \
   "$OUT/joined.safetensors"
 phototag train "${common[@]}" --seed 24 --init "$OUT/joined.safetensors" --stage gate --epochs 1 \
   --fp16 --out "$OUT/candidate.safetensors"
-python weights/set_emotion_zooms.py "$OUT/candidate.safetensors" "$OUT/candidate.safetensors" --zooms 1.2
-python weights/promote.py "$OUT/candidate.safetensors" weights/phototag-cpu.safetensors
+python weights/scripts/set_emotion_zooms.py "$OUT/candidate.safetensors" "$OUT/candidate.safetensors" --zooms 1.2
+python weights/scripts/promote.py "$OUT/candidate.safetensors" weights/phototag-cpu.safetensors

@@ -1,6 +1,6 @@
 """Ship a newly trained weights file only if it is better than the shipped one.
 
-    python weights/promote.py CANDIDATE [SHIPPED]
+    python weights/scripts/promote.py CANDIDATE [SHIPPED]
 
 Both are scored with `phototag eval` on the validation data of weights/datasets.sh: emotion on
 FER2013 `val` (six classes), age on the held-out tenth of UTKFace. The candidate replaces SHIPPED
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("PHOTOTAG_DATA", ROOT.parent / "shared" / "data"))
 MARGIN = 0.005  # of the mean accuracy: half a point
 # A score must keep meaning what the README says it does (the share of tags right at that

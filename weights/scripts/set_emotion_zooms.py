@@ -2,8 +2,8 @@
 becomes the mean over each face and its centre enlarged by these factors
 (`ModelConfig.emotion_zooms`; measure first with `phototag eval --emotion-zooms`).
 
-    python weights/set_emotion_zooms.py IN.safetensors OUT.safetensors --zooms 1.2
-    python weights/set_emotion_zooms.py IN.safetensors OUT.safetensors --zooms none
+    python weights/scripts/set_emotion_zooms.py IN.safetensors OUT.safetensors --zooms 1.2
+    python weights/scripts/set_emotion_zooms.py IN.safetensors OUT.safetensors --zooms none
 
 The training record stays as it was; the change is added to it under "configured". Written over
 a file in weights/, its line in weights/manifest gets the new sha256 and size.
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
@@ -52,7 +52,7 @@ def main():
     try:
         zooms = parse_zooms(args.zooms)
         out = set_emotion_zooms(args.source, args.out, zooms,
-                                "python weights/set_emotion_zooms.py " + " ".join(sys.argv[1:]))
+                                "python weights/scripts/set_emotion_zooms.py " + " ".join(sys.argv[1:]))
     except ValueError as exc:
         sys.exit(f"set_emotion_zooms: {exc}")
     print(f"{out}; {MANIFEST} updated" if record_in_manifest(out, MANIFEST) else out)

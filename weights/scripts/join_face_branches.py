@@ -2,7 +2,7 @@
 of one file, the age face branch of another, the context branch and gates of a third (else of
 the age file). Then train the gate stage on it (`weights/train.sh` does).
 
-    python weights/join_face_branches.py --emotion EMOTION.safetensors --age AGE.safetensors \
+    python weights/scripts/join_face_branches.py --emotion EMOTION.safetensors --age AGE.safetensors \
         [--context CONTEXT.safetensors] OUT
 """
 
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from phototag.files import file_sha256  # noqa: E402
 from phototag.train.join import join_face_branches  # noqa: E402
@@ -32,7 +32,7 @@ def main():
     except ValueError as exc:
         sys.exit(f"join_face_branches: {exc}")
     # The emotion file's record goes on (it was trained last); both files are named.
-    info = {**emotion_info, "command": "python weights/join_face_branches.py " + " ".join(sys.argv[1:]),
+    info = {**emotion_info, "command": "python weights/scripts/join_face_branches.py " + " ".join(sys.argv[1:]),
             "earlier_commands": emotion_info.get("earlier_commands", []) + [emotion_info.get("command")],
             "joined": {task: {"file": Path(path).name, "sha256": file_sha256(path),
                               "command": info.get("command")}
