@@ -10,6 +10,13 @@ import click
 from .commandline import db_option, default_db, fail, json_text, open_index
 
 
+# A subcommand's own --db, else the one given to `phototag people` (which reads $PHOTOTAG_DB
+# and the default): `phototag people --db X name 3 Anna` and `phototag people name 3 Anna --db X`
+# both name person 3 of X.
+sub_db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
+                             help="The index file.  [default: as for `phototag people`]")
+
+
 def _db(ctx, db):
     return db or (ctx.obj or {}).get("db") or default_db()
 
@@ -97,7 +104,7 @@ def _write(listed, fmt):
 @people.command()
 @click.argument("person_id", type=int)
 @click.argument("name")
-@db_option
+@sub_db_option
 @click.pass_context
 def name(ctx, person_id, name, db):
     """Give person PERSON_ID a NAME. Their faces are then confirmed as NAME (take a wrong one out
@@ -110,7 +117,7 @@ def name(ctx, person_id, name, db):
 
 @people.command()
 @click.argument("person_ids", nargs=-1, type=int, required=True)
-@db_option
+@sub_db_option
 @click.pass_context
 def merge(ctx, person_ids, db):
     """PERSON_IDS are one person: every face of the others joins the first, which keeps its
@@ -126,7 +133,7 @@ def merge(ctx, person_ids, db):
 
 @people.command()
 @click.argument("face_ids", nargs=-1, type=int, required=True)
-@db_option
+@sub_db_option
 @click.pass_context
 def remove(ctx, face_ids, db):
     """FACE_IDS are not the person they are grouped with: they leave that person, and no
@@ -139,7 +146,7 @@ def remove(ctx, face_ids, db):
 
 @people.command()
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
-@db_option
+@sub_db_option
 @click.pass_context
 def suggest(ctx, limit, db):
     """Pairs of people that may be one person, most alike first, with the command to merge them."""

@@ -209,3 +209,14 @@ def test_people_commands_list_name_merge_remove_and_search(tmp_path, family):
         f"/lib/{n}.jpg" for n in ("anna1", "anna2", "ben1", "ben2", "together")]
     stats = json.loads(run_phototag(tmp_path, "stats", "--json").stdout)
     assert stats["people"] == 1 and stats["named_people"] == 1
+
+
+def test_a_people_subcommand_uses_the_index_given_before_or_after_it(tmp_path, family):
+    from conftest import phototag_env
+
+    anna = person_of(family, "anna1")
+    env = phototag_env(tmp_path, models=False, PHOTOTAG_DB=tmp_path / "elsewhere.db")
+    run_phototag(tmp_path, "people", "--db", family.path, "name", anna, "Anna", env=env)
+    run_phototag(tmp_path, "people", "name", anna, "Anna B.", "--db", family.path, env=env)
+    assert db_rows(family.path, "SELECT name FROM people WHERE id = ?", (anna,)) == [("Anna B.",)]
+    assert not (tmp_path / "elsewhere.db").exists()
