@@ -9,6 +9,7 @@ gives the stored width and height. Photos themselves are never written.
 import os
 from pathlib import Path
 
+from .boxes import box_iou
 from .files import write_atomically
 from .library.regions import PHOTOTAG_MARK, stored_box, stored_size
 from .library.regions import PHOTOTAG_NS as NAMESPACE
@@ -102,13 +103,10 @@ def _number(value):
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def _overlap(a, b):
-    """IoU of two (x, y, w, h) rectangles."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+def _corners(rectangle):
+    """(x, y, w, h) → (x1, y1, x2, y2)."""
+    x, y, w, h = rectangle
+    return x, y, x + w, y + h
 
 
 def _mwg_rectangle(item):
@@ -183,7 +181,8 @@ def sidecar_xmp(existing, photo, confirmed_only=False):
         (sw, sh), regions = _regions(photo)
         occupied = [r for r in map(_mwg_rectangle, theirs) if r] + \
                    [r for r in map(_mp_rectangle, theirs_mp) if r]
-        regions = [r for r in regions if all(_overlap(r[:4], other) < 0.5 for other in occupied)]
+        regions = [r for r in regions if all(box_iou(_corners(r[:4]), _corners(other)) < 0.5
+                                             for other in occupied)]
         removals = [key for key in current if key.startswith((REGIONS, "Xmp.MP.RegionInfo"))]
         changes = {}
         if theirs or theirs_mp or regions:

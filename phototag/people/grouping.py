@@ -6,14 +6,6 @@ Embeddings are L2-normalised, so cosine distance = 1 - dot product."""
 import numpy as np
 
 
-def _flat_index(vectors):
-    import faiss
-
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
 def nearest(queries, base, k):
     """For each query, its ``k`` nearest rows of ``base``: (distances, positions), nearest
     first; position -1 where ``base`` has fewer rows."""
@@ -29,16 +21,6 @@ def nearest(queries, base, k):
     distance = 1.0 - similarity
     distance[position < 0] = np.inf
     return distance, position
-
-
-def pairs_within(queries, base, max_distance):
-    """Every (query, base row, distance) closer than ``max_distance``."""
-    if len(queries) == 0 or len(base) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    limits, similarity, position = _flat_index(base).range_search(
-        np.ascontiguousarray(queries, np.float32), 1.0 - max_distance)
-    query = np.repeat(np.arange(len(queries)), np.diff(limits.astype(np.int64)))
-    return query, position.astype(np.int64), (1.0 - similarity).astype(np.float32)
 
 
 def single_link(count, first, second, distance, photo_of):
