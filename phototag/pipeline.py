@@ -122,7 +122,6 @@ def _copies_first(index, todo, options, summary, reporter):
     indexed photo has are read, and a file with a sidecar of its own goes the long way (its
     sidecar may say something the original's does not)."""
     from .files import file_sha256
-    from .library.sidecar import read_sidecar
     from .stages import record_batch
     from .store import PhotoRecord
 
@@ -134,7 +133,7 @@ def _copies_first(index, todo, options, summary, reporter):
     for entry in todo:
         candidates = [c for c in sources.get(entry.size, ()) if c[1] not in redoing]
         digest = None
-        if candidates and entry.error is None and read_sidecar(entry.path)[0] is None:
+        if candidates and entry.error is None and entry.sidecar_mtime_ns is None:
             try:
                 digest = file_sha256(entry.path)
             except OSError:

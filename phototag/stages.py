@@ -60,8 +60,9 @@ def known_copies(index, todo, options):
     """Photos already indexed with these weights and settings, by content (sha256 → (path,
     faces)), less those this run redoes: a new photo with the same bytes takes their faces."""
     redoing = {entry.path for entry in todo}
-    known = index.photos_by_content(options.model_id, options.settings_id)
-    return {digest: photo for digest, photo in known.items() if photo[0] not in redoing}
+    return {digest: (path, facts["n_faces"])
+            for same_size in index.copy_sources(options.model_id, options.settings_id).values()
+            for digest, path, facts in same_size if path not in redoing}
 
 
 def load_embedder(options, device="cpu"):

@@ -219,8 +219,7 @@ def xmp_of(path):
 def named_regions_of(path, orientation, width, height):
     """The named face regions of an indexed photo, from its own XMP and its sidecar, and the
     sidecar's modification time: (regions, mtime or None)."""
-    sidecar, sidecar_path = read_sidecar(path)
-    mtime = os.stat(sidecar_path).st_mtime_ns if sidecar_path else None
+    sidecar, mtime = read_sidecar(path)
     return named_regions([xmp_of(path), sidecar], orientation or 1, width, height), mtime
 
 
@@ -235,12 +234,7 @@ def load(entry, max_size):
         photo.size, photo.mtime_ns = st.st_size, st.st_mtime_ns
         photo.hash = sha256_hex(data)
         suffix = os.path.splitext(entry.path)[1]
-        sidecar, sidecar_path = read_sidecar(entry.path)
-        if sidecar_path is not None:
-            try:
-                photo.sidecar_mtime_ns = os.stat(sidecar_path).st_mtime_ns
-            except OSError:
-                pass
+        sidecar, photo.sidecar_mtime_ns = read_sidecar(entry.path)
         decoded = decode_bytes(data, max_size, suffix, orientation_in(sidecar))
         photo.pixels, photo.width, photo.height = decoded.pixels, decoded.width, decoded.height
         photo.metadata, photo.orientation_source = decoded.metadata, decoded.orientation_source

@@ -16,13 +16,14 @@ def sidecars_of(path):
 
 
 def read_sidecar(path):
-    """(content, path) of the first sidecar of ``path`` that can be read, or (None, None)."""
+    """(content, modification time in ns) of the first sidecar of ``path`` that can be read,
+    or (None, None)."""
     for candidate in sidecars_of(path):
         if not os.path.isfile(candidate):  # the usual case: a stat, not a failed open
             continue
         try:
             with open(candidate, "rb") as f:
-                return f.read(), candidate
+                return f.read(), os.fstat(f.fileno()).st_mtime_ns
         except OSError:  # unreadable: the photo is still a photo
             continue
     return None, None
@@ -43,10 +44,3 @@ def orientation_in(content):
         if value is not None and value.strip().isdigit() and 1 <= int(value) <= 8:
             return int(value)
     return None
-
-
-def sidecar_orientation(path):
-    """The EXIF orientation (1-8) a sidecar of ``path`` gives, and that sidecar; or (None, None)."""
-    content, candidate = read_sidecar(path)
-    orientation = orientation_in(content)
-    return (orientation, candidate) if orientation else (None, None)

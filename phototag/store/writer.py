@@ -96,14 +96,6 @@ class Writer:
                 (f"walk:{key}", f"{digest} {self.generation()}"),
             )
 
-    def photos_by_content(self, model, settings):
-        """sha256 → (path, number of faces) of the photos indexed with ``model`` and
-        ``settings`` (a byte-identical new file can take their faces)."""
-        rows = self.conn.execute(
-            "SELECT hash, path, n_faces FROM photos WHERE status = 'done' AND model = ? "
-            "AND settings = ? AND hash IS NOT NULL", (model, settings))
-        return {digest: (path_from_db(path), faces) for digest, path, faces in rows}
-
     def copy_sources(self, model, settings):
         """size → [(sha256, path, the row's facts)] of the photos indexed with ``model`` and
         ``settings``: what a new file of that size may be a byte-identical copy of."""
